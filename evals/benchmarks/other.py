@@ -1,0 +1,109 @@
+"""MSR-VTT (retrieval, captioning) and the suite's generic jsonlines format."""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver,
+                                   check_unique, read_json, require)
+from evals.contracts import CAPTIONING, MCQA, RETRIEVAL, TASKS, Sample, Segment
+
+
+class MSRVTT(Benchmark):
+    """`{videos: [{video_id, split, ...}], sentences: [{sen_id, video_id, caption}]}`. One sample per video
+    of the split, references = all its captions. For retrieval, `first_caption_only` keeps one caption per
+    video (the usual 1k-A protocol uses one)."""
+
+    def __init__(self, annotations: str, video_root: str | None = None, split: str = "test",
+                 task: str = RETRIEVAL, name: str = "msrvtt", first_caption_only: bool = False,
+                 video_ids: str | None = None, video_patterns: Sequence[str] = DEFAULT_PATTERNS,
+                 limit: int | None = None):
+        if task not in (RETRIEVAL, CAPTIONING):
+            raise ValueError(f"MSR-VTT task must be retrieval or captioning, got {task!r}")
+        self.annotations, self.split, self.task, self.name = annotations, split, task, name
+        self.first_caption_only, self.video_ids, self.limit = first_caption_only, video_ids, limit
+        self.resolve = VideoResolver(video_root, video_patterns)
+
+    def load(self) -> list[Sample]:
+        f = self.annotations
+        data = read_json(f)
+        videos = require(data, "videos", f, "top level", list)
+        caps = defaultdict(list)
+        for j, s in enumerate(require(data, "sentences", f, "top level", list)):
+            where = f"sentences[{j}]"
+            caps[require(s, "video_id", f, where, str)].append(
+                (require(s, "sen_id", f, where), require(s, "caption", f, where, str).strip()))
+        wanted = None
+        if self.video_ids:  # optional list of ids (e.g. the 1k-A test split), one per line
+            wanted = [l.strip() for l in Path(self.video_ids).read_text().splitlines() if l.strip()]
+        by_id = {}
+        for j, v in enumerate(videos):
+            vid = require(v, "video_id", f, f"videos[{j}]", str)
+            if wanted is not None or v.get("split") == self.split:
+                by_id[vid] = v
+        out = []
+        for vid in (wanted if wanted is not None else by_id):
+            if vid not in by_id:
+                raise AnnotationError(self.video_ids, f"video {vid!r}", f"not in {f}")
+            refs = [c for _, c in sorted(caps.get(vid, []), key=lambda x: x[0])]
+            if not refs:
+                raise AnnotationError(f, f"video {vid!r}", "has no sentences")
+            if self.first_caption_only:
+                refs = refs[:1]
+            v = by_id[vid]
+            dur = float(v["end time"]) - float(v["start time"]) if "end time" in v else None
+            out.append(Sample(uid=vid, benchmark=self.name, task=self.task, video=self.resolve(vid),
+                              video_id=vid, duration=dur, references=tuple(refs)))
+            if self.limit and len(out) >= self.limit:
+                break
+        return check_unique(out, f)
+
+
+class JsonlBenchmark(Benchmark):
+    """The suite's generic format, one item per line:
+    `{"uid", "video", "task", "references"?, "question"?, "options"?, "answer"?, "category"?,
+      "start"?, "end"?, "duration"?}`; `video` is an id (resolved under `video_root` by the patterns)."""
+
+    def __init__(self, file: str, task: str, video_root: str | None = None, name: str = "jsonl",
+                 video_patterns: Sequence[str] = DEFAULT_PATTERNS, limit: int | None = None):
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; valid: {TASKS}")
+        self.file, self.task, self.name, self.limit = file, task, name, limit
+        self.resolve = VideoResolver(video_root, video_patterns)
+
+    def load(self) -> list[Sample]:
+        import json
+
+        f = Path(self.file)
+        if not f.is_file():
+            raise FileNotFoundError(f"annotation file not found: {f}")
+        out = []
+        for line_no, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"line {line_no}"
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise AnnotationError(f, where, f"invalid JSON ({e.msg})") from e
+            task = d.get("task", self.task)
+            if task != self.task:
+                raise AnnotationError(f, where, f"task {task!r} but the benchmark is {self.task!r}")
+            vid = require(d, "video", f, where, str)
+            clip = Segment(float(d["start"]), float(d["end"])) if "start" in d and "end" in d else None
+            opts = tuple(d.get("options", ()))
+            ans = d.get("answer")
+            if task == MCQA and ans is not None and not (isinstance(ans, int) and 0 <= ans < len(opts)):
+                raise AnnotationError(f, where, f"answer {ans!r} is not an index into {len(opts)} options")
+            try:
+                out.append(Sample(uid=str(require(d, "uid", f, where)), benchmark=self.name, task=task,
+                                  video=self.resolve(vid), video_id=vid, duration=d.get("duration"),
+                                  clip=clip, references=tuple(d.get("references", ())),
+                                  question=d.get("question"), options=opts, answer=ans,
+                                  category=d.get("category")))
+            except ValueError as e:
+                raise AnnotationError(f, where, str(e)) from e
+            if self.limit and len(out) >= self.limit:
+                break
+        return check_unique(out, f)

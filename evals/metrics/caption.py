@@ -1,0 +1,199 @@
+"""Caption metrics through pycocoevalcap: PTB-tokenize once, then BLEU-1..4, METEOR, ROUGE-L, CIDEr (and
+SPICE when its CoreNLP jars are present), all corpus-level over the whole split in one call each.
+
+Every metric also gives per-item scores (for paired statistics). For corpus statistics that are not a
+mean of per-item scores (BLEU, CIDEr) a `resample(indices)` function recomputes the corpus value on a
+bootstrap resample of items: BLEU from its summed n-gram statistics, CIDEr by re-running the CIDEr scorer
+(document frequencies change with the resample). METEOR's corpus value is Java's aggregate; its CI uses the
+per-item mean (noted in the result's info).
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from evals.contracts import MetricResult
+
+BLEU = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
+ALL = BLEU + ("METEOR", "ROUGE-L", "CIDEr", "SPICE")
+DEFAULT = BLEU + ("METEOR", "ROUGE-L", "CIDEr")
+
+
+class MetricUnavailable(RuntimeError):
+    pass
+
+
+def tokenize(texts: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """PTB-tokenize (lower-case, punctuation removed) with pycocoevalcap's Java tokenizer, in one call."""
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    data = {k: [{"caption": " ".join(str(t).split())} for t in v] for k, v in texts.items()}
+    if not data:
+        return {}
+    out = PTBTokenizer().tokenize(data)
+    # an empty string comes back missing if it is the very last line: restore every key
+    return {k: out.get(k, [""] * len(v)) for k, v in data.items()}
+
+
+def spice_status() -> str | None:
+    """None if SPICE can run offline, else the reason it cannot."""
+    import pycocoevalcap.spice as sp
+
+    jar = os.path.join(os.path.dirname(sp.__file__), "lib", "stanford-corenlp-3.6.0.jar")
+    if not os.path.exists(jar):
+        return (f"SPICE needs Stanford CoreNLP 3.6.0 jars at {os.path.dirname(jar)} "
+                "(stanford-corenlp-3.6.0.jar and -models.jar); pycocoevalcap would download them, "
+                "which this suite never does. Copy them there to enable SPICE.")
+    return None
+
+
+def _run_with_timeout(fn, timeout: float, on_timeout, what: str):
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        on_timeout()
+        raise MetricUnavailable(f"{what} did not finish within {timeout:.0f} s and was stopped")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _meteor(gts, res, timeout):
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    m = Meteor()
+    try:
+        return _run_with_timeout(lambda: m.compute_score(gts, res), timeout, m.meteor_p.kill, "METEOR")
+    finally:
+        try:
+            m.meteor_p.kill()
+        except Exception:
+            pass
+
+
+class _BleuStats:
+    """Per-item BLEU statistics from pycocoevalcap's scorer; corpus BLEU of any resample of items."""
+
+    def __init__(self, gts, res, keys):
+        from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
+        sc = BleuScorer(n=4)
+        for k in keys:
+            sc += (res[k][0], gts[k])
+        self.testlen = np.array([c["testlen"] for c in sc.ctest], float)
+        self.reflen = np.array([sc._single_reflen(c["reflen"], "closest", c["testlen"])
+                                for c in sc.ctest], float)
+        self.guess = np.array([c["guess"] for c in sc.ctest], float)      # (N, 4)
+        self.correct = np.array([c["correct"] for c in sc.ctest], float)  # (N, 4)
+
+    def corpus(self, idx: np.ndarray) -> np.ndarray:
+        """BLEU-1..4 of the items `idx` (with repeats), exactly as BleuScorer.compute_score sums them."""
+        small, tiny = 1e-9, 1e-15
+        g, c = self.guess[idx].sum(0), self.correct[idx].sum(0)
+        testlen, reflen = self.testlen[idx].sum(), self.reflen[idx].sum()
+        bleus, b = [], 1.0
+        for k in range(4):
+            b *= float(c[k] + tiny) / (g[k] + small)
+            bleus.append(b ** (1.0 / (k + 1)))
+        ratio = (testlen + tiny) / (reflen + small)
+        if ratio < 1:
+            bleus = [x * math.exp(1 - 1 / ratio) for x in bleus]
+        return np.array(bleus)
+
+
+class _CiderResampler:
+    def __init__(self, gts, res, keys):
+        from pycocoevalcap.cider.cider_scorer import CiderScorer
+
+        sc = CiderScorer(n=4, sigma=6.0)
+        for k in keys:
+            sc += (res[k][0], gts[k])
+        self.crefs, self.ctest = sc.crefs, sc.ctest
+
+    def __call__(self, idx: np.ndarray) -> float:
+        from pycocoevalcap.cider.cider_scorer import CiderScorer
+
+        sc = CiderScorer(n=4, sigma=6.0)
+        sc.crefs = [self.crefs[i] for i in idx]
+        sc.ctest = [self.ctest[i] for i in idx]
+        return float(sc.compute_score()[0])
+
+
+def caption_scores(references: Mapping[str, Sequence[str]], predictions: Mapping[str, str],
+                   metrics: Sequence[str] = DEFAULT, meteor_timeout: float = 600.0
+                   ) -> dict[str, MetricResult]:
+    """Corpus-level caption metrics over all items of `references` (uid -> reference texts).
+
+    `predictions` maps uid -> text; an item without a prediction is scored as the empty string (a system
+    cannot raise its score by failing). Returns name -> MetricResult; a metric that cannot run (SPICE
+    without jars, METEOR timing out) comes back with value NaN and the reason in `info["unavailable"]`."""
+    unknown = [m for m in metrics if m not in ALL]
+    if unknown:
+        raise ValueError(f"unknown caption metrics {unknown}; valid: {list(ALL)}")
+    keys = list(references)
+    if not keys:
+        raise ValueError("no items to score")
+    for k in keys:
+        if not references[k] or not all(isinstance(r, str) for r in references[k]):
+            raise ValueError(f"item {k!r}: references must be a non-empty list of strings")
+    extra = sorted(set(predictions) - set(references))
+    if extra:
+        raise ValueError(f"predictions for {len(extra)} items without references, e.g. {extra[:3]}")
+    # one tokenizer call for references and predictions together
+    tok = tokenize({**{f"r{i}": list(references[k]) for i, k in enumerate(keys)},
+                    **{f"p{i}": [predictions.get(k) or ""] for i, k in enumerate(keys)}})
+    gts = {i: tok[f"r{i}"] for i in range(len(keys))}
+    res = {i: tok[f"p{i}"] for i in range(len(keys))}
+    order = list(range(len(keys)))
+    out: dict[str, MetricResult] = {}
+
+    def put(name, value, per_item, **info):
+        out[name] = MetricResult(name, float(value), dict(zip(keys, map(float, per_item))), info)
+
+    if any(m in metrics for m in BLEU):
+        from pycocoevalcap.bleu.bleu import Bleu
+
+        values, per = Bleu(4).compute_score(gts, res, verbose=0)
+        stats = _BleuStats(gts, res, order)
+        for k, name in enumerate(BLEU):
+            if name in metrics:
+                put(name, values[k], per[k], resample=lambda idx, k=k: float(stats.corpus(idx)[k]))
+    if "METEOR" in metrics:
+        try:
+            value, per = _meteor(gts, res, meteor_timeout)
+            put("METEOR", value, per, ci="bootstrap of the per-item mean (corpus value is Java's aggregate)")
+        except MetricUnavailable as e:
+            put("METEOR", math.nan, [math.nan] * len(keys), unavailable=str(e))
+    if "ROUGE-L" in metrics:
+        from pycocoevalcap.rouge.rouge import Rouge
+
+        value, per = Rouge().compute_score(gts, res)
+        put("ROUGE-L", value, per)
+    if "CIDEr" in metrics:
+        from pycocoevalcap.cider.cider import Cider
+
+        value, per = Cider().compute_score(gts, res)
+        put("CIDEr", value, per, resample=_CiderResampler(gts, res, order))
+    if "SPICE" in metrics:
+        reason = spice_status()
+        if reason is None:
+            from pycocoevalcap.spice.spice import Spice
+
+            value, per = Spice().compute_score(gts, res)
+            put("SPICE", value, [p["All"]["f"] for p in per])
+        else:
+            put("SPICE", math.nan, [math.nan] * len(keys), unavailable=reason)
+    return {m: out[m] for m in metrics}

@@ -1,0 +1,64 @@
+"""Reference systems any table may include: they show what a number means.
+
+- `ConstantChoice`: always the same option (multiple choice); with the footer's chance level it shows what
+  answer-position bias alone scores.
+- `TrainPrior`: a blind summarizer/captioner that writes the training split's most frequent sentences,
+  in their usual order, without looking at the video.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from typing import Iterator, Sequence
+
+from evals.contracts import CAPTIONING, MCQA, SUMMARIZATION, Prediction, Sample
+
+
+class ConstantChoice:
+    tasks = frozenset({MCQA})
+
+    def __init__(self, name: str = "constant_choice", index: int = 0):
+        self.name, self.index = name, index
+
+    def predict(self, samples: Sequence[Sample]) -> Iterator[Prediction]:
+        for s in samples:
+            yield Prediction(uid=s.uid, system=self.name, text=s.options[self.index], choice=self.index,
+                             provenance={"rule": f"always option {self.index}"})
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in text.replace("!", ".").replace("?", ".").split(".") if s.strip()]
+
+
+class TrainPrior:
+    tasks = frozenset({SUMMARIZATION, CAPTIONING})
+
+    def __init__(self, name: str = "train_prior", max_sentences: int | None = None):
+        self.name, self.max_sentences = name, max_sentences
+        self.text: str | None = None
+
+    def prepare(self, benchmark) -> None:
+        refs = benchmark.train_references()
+        if not refs:
+            raise ValueError(f"TrainPrior needs training references; benchmark {benchmark.name!r} has none "
+                             "(set its training annotations)")
+        counts, positions, lengths = Counter(), defaultdict(list), []
+        for r in refs:
+            sents = _sentences(r)
+            lengths.append(len(sents))
+            for i, s in enumerate(sents):
+                counts[s] += 1
+                positions[s].append(i / max(1, len(sents) - 1))
+        k = self.max_sentences or max(1, sorted(lengths)[len(lengths) // 2])
+        top = [s for s, _ in counts.most_common(k)]
+        top.sort(key=lambda s: sum(positions[s]) / len(positions[s]))
+        self.text = ". ".join(top) + "."
+
+    def predict(self, samples: Sequence[Sample]) -> Iterator[Prediction]:
+        if self.text is None:
+            raise RuntimeError("TrainPrior.prepare(benchmark) must run before predict")
+        for s in samples:
+            t0 = time.perf_counter()
+            text = self.text if s.task == SUMMARIZATION else self.text.split(". ")[0].rstrip(".")
+            yield Prediction(uid=s.uid, system=self.name, text=text, seconds=time.perf_counter() - t0,
+                             provenance={"rule": "most frequent training sentences"})

@@ -1,0 +1,141 @@
+"""Comparison tables: rows = systems, columns = metrics per benchmark, delta vs a reference row with a
+paired-bootstrap 95% CI (and exact McNemar p for accuracy); Markdown, CSV and LaTeX, with a footer of
+item counts, failures and unparseable rates."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from evals.contracts import MetricResult
+from evals.stats import PairedDelta, bootstrap_distribution, mcnemar_exact, paired_delta
+
+
+@dataclass
+class Cell:
+    value: float
+    delta: PairedDelta | None = None
+    p: float | None = None          # McNemar exact p (accuracy)
+
+
+@dataclass
+class Table:
+    columns: list[tuple[str, str]]                 # (benchmark, metric)
+    rows: list[str]                                # systems
+    reference: str
+    cells: dict[tuple[str, tuple[str, str]], Cell] = field(default_factory=dict)
+    footer: list[str] = field(default_factory=list)
+    scale: float = 100.0
+
+    def _fmt(self, cell: Cell | None, with_delta: bool) -> str:
+        if cell is None:
+            return "—"
+        if math.isnan(cell.value):
+            return "n/a"
+        s = f"{cell.value * self.scale:.1f}"
+        if with_delta and cell.delta is not None:
+            d = cell.delta
+            s += f" ({d.delta * self.scale:+.1f} [{d.low * self.scale:+.1f}, {d.high * self.scale:+.1f}]"
+            s += f", p={cell.p:.3g})" if cell.p is not None else ")"
+        return s
+
+    def markdown(self) -> str:
+        head = ["system"] + [f"{b} {m}" for b, m in self.columns]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in self.rows:
+            name = f"{r} (ref)" if r == self.reference else r
+            lines.append("| " + " | ".join([name] + [self._fmt(self.cells.get((r, c)), True)
+                                                     for c in self.columns]) + " |")
+        notes = [f"Values x{self.scale:g}. Non-reference cells: value (delta vs {self.reference} "
+                 "[95% paired-bootstrap CI], McNemar exact p for accuracy)."] + self.footer
+        return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+    def csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["system", "benchmark", "metric", "value", "delta", "ci_low", "ci_high", "mcnemar_p",
+                    "n", "reference"])
+        for r in self.rows:
+            for b, m in self.columns:
+                c = self.cells.get((r, (b, m)))
+                if c is None:
+                    continue
+                d, k = c.delta, self.scale
+                w.writerow([r, b, m, c.value * k] +
+                           (["", "", ""] if d is None else [d.delta * k, d.low * k, d.high * k]) +
+                           ["" if c.p is None else c.p, "" if d is None else d.n, self.reference])
+        return buf.getvalue()
+
+    def latex(self) -> str:
+        esc = lambda s: (s.replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("%", "\\%")
+                         .replace("&", "\\&").replace("#", "\\#"))
+        cols = "l" + "r" * len(self.columns)
+        out = [f"\\begin{{tabular}}{{{cols}}}", "\\toprule",
+               " & ".join(["System"] + [esc(f"{b} {m}") for b, m in self.columns]) + " \\\\", "\\midrule"]
+        for r in self.rows:
+            cells = []
+            for c in self.columns:
+                cell = self.cells.get((r, c))
+                s = self._fmt(cell, False)
+                if cell is not None and cell.delta is not None:
+                    d = cell.delta
+                    s += f" \\scriptsize{{({d.delta * self.scale:+.1f})}}"
+                cells.append(s.replace("—", "--"))
+            out.append(" & ".join([esc(r)] + cells) + " \\\\")
+        out += ["\\bottomrule", "\\end{tabular}"]
+        return "\n".join(out) + "\n"
+
+
+def _boot(result: MetricResult, keys: list[str], resamples: int, seed: int) -> tuple[float, np.ndarray]:
+    resample = result.info.get("resample")
+    if resample is not None:
+        return result.value, bootstrap_distribution(resample, len(keys), resamples, seed)
+    x = np.array([result.per_item[k] for k in keys])
+    return float(x.mean()), bootstrap_distribution(x, len(keys), resamples, seed)
+
+
+def build_table(scores: dict[str, dict[str, dict[str, MetricResult]]], columns: dict[str, list[str]],
+                reference: str, resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> Table:
+    """`scores[benchmark][system][metric]`; `columns[benchmark]` = metrics to show (in order).
+
+    Deltas are computed on the items both systems were scored on, which for corpus statistics (those with
+    a `resample` function) must be all items: the suite scores failed items as empty/wrong, so they are."""
+    systems: list[str] = []
+    for per_sys in scores.values():
+        systems += [s for s in per_sys if s not in systems]
+    if reference not in systems:
+        raise ValueError(f"reference system {reference!r} not among {systems}")
+    table = Table(columns=[(b, m) for b in columns for m in columns[b]], rows=systems, reference=reference)
+    for b, metrics in columns.items():
+        per_sys = scores.get(b, {})
+        if per_sys and reference not in per_sys:  # the reference does not do this task: use the first
+            table.footer.append(f"{b}: deltas vs {next(iter(per_sys))} ({reference} does not run it)")
+        ref_name = reference if reference in per_sys else next(iter(per_sys), reference)
+        for m in metrics:
+            ref = per_sys.get(ref_name, {}).get(m)
+            boot_ref = None
+            for s, res in per_sys.items():
+                r = res.get(m)
+                if r is None:
+                    continue
+                cell = Cell(r.value)
+                table.cells[(s, (b, m))] = cell
+                if s == ref_name or ref is None or math.isnan(r.value) or math.isnan(ref.value):
+                    continue
+                keys = [k for k in ref.per_item if k in r.per_item]
+                if not keys:
+                    continue
+                if len(keys) != len(ref.per_item) and "resample" in r.info:
+                    raise ValueError(f"{b} {m}: {s} and {ref_name} were scored on different items")
+                if boot_ref is None or boot_ref[0] != len(keys):
+                    boot_ref = (len(keys), _boot(ref, keys, resamples, seed))
+                full_s, boot_s = _boot(r, keys, resamples, seed)
+                full_r, br = boot_ref[1]
+                cell.delta = paired_delta(full_r, full_s, br, boot_s, len(keys), confidence)
+                if m.startswith("accuracy"):
+                    cell.p = mcnemar_exact([ref.per_item[k] > 0.5 for k in keys],
+                                           [r.per_item[k] > 0.5 for k in keys])
+    return table
