@@ -96,6 +96,9 @@ class NExTQA(Benchmark):
                 raise AnnotationError(f, "header", f"missing columns {missing}")
             for line, row in enumerate(reader, start=2):
                 where = f"line {line}"
+                absent = [c for c in need if row.get(c) is None]
+                if absent:
+                    raise AnnotationError(f, where, f"row has no value for columns {absent}")
                 vid = row["video"].strip()
                 opts = tuple(row[f"a{k}"].strip() for k in range(5))
                 out.append(Sample(uid=f"{vid}_{row['qid'].strip()}", benchmark=self.name, task=MCQA,

@@ -102,6 +102,8 @@ class JsonlBenchmark(Benchmark):
                                   clip=clip, references=tuple(d.get("references", ())),
                                   question=d.get("question"), options=opts, answer=ans,
                                   category=d.get("category")))
+            except AnnotationError:
+                raise
             except ValueError as e:
                 raise AnnotationError(f, where, str(e)) from e
             if self.limit and len(out) >= self.limit:

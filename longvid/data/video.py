@@ -30,8 +30,8 @@ class VideoSampling:
 
     fps: float = 1.0                 # frames sampled per second of video
     max_frames: int | None = 256     # cap; beyond it frames are spread uniformly over the span
-    height: int | None = None        # decode at this size (None = native); both or neither
-    width: int | None = None
+    height: int | None = None        # resize frames to this size (None = native); both or neither
+    width: int | None = None         # (bilinear + antialias in torch: decord's own resize is unreliable)
 
     def __post_init__(self):
         if self.fps <= 0:
@@ -64,7 +64,7 @@ def timestamps_to_indices(ts: np.ndarray, video_fps: float, num_frames: int) -> 
     return np.clip(idx, 0, num_frames - 1)
 
 
-def _open(path: str, sampling: VideoSampling):
+def _open(path: str):
     import decord
     from decord._ffi.base import DECORDError
 
@@ -72,9 +72,8 @@ def _open(path: str, sampling: VideoSampling):
         raise VideoError(path, "file not found")
     if os.path.getsize(path) == 0:
         raise VideoError(path, "file is empty (0 bytes)")
-    kw = {} if sampling.height is None else {"height": sampling.height, "width": sampling.width}
     try:
-        return decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1, **kw)
+        return decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
     except (RuntimeError, DECORDError) as e:
         raise VideoError(path, f"decoder failed to open it ({type(e).__name__}: "
                                f"{str(e).splitlines()[0][:200]})") from e
@@ -82,7 +81,7 @@ def _open(path: str, sampling: VideoSampling):
 
 def probe(path: str) -> tuple[float, int]:
     """(duration in seconds, number of frames) of a video file."""
-    vr = _open(path, VideoSampling())
+    vr = _open(path)
     fps = float(vr.get_avg_fps())
     return len(vr) / fps, len(vr)
 
@@ -120,7 +119,7 @@ def read_frames(path: str, sampling: VideoSampling, start: float = 0.0,
 def _decode(path: str, sampling: VideoSampling, start: float, end: float | None) -> Frames:
     from decord._ffi.base import DECORDError
 
-    vr = _open(path, sampling)
+    vr = _open(path)
     try:
         n_frames, fps = len(vr), float(vr.get_avg_fps())
     except (RuntimeError, DECORDError) as e:
@@ -138,4 +137,16 @@ def _decode(path: str, sampling: VideoSampling, start: float, end: float | None)
     except (RuntimeError, DECORDError) as e:
         raise VideoError(path, f"decoding frames failed ({type(e).__name__}: "
                                f"{str(e).splitlines()[0][:200]})") from e
+    if sampling.height is not None and arr.shape[1:3] != (sampling.height, sampling.width):
+        arr = resize(arr, sampling.height, sampling.width)
     return Frames(array=arr, timestamps=idx / fps)
+
+
+def resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, height, width, 3) uint8, bilinear with antialiasing."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
+    x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()

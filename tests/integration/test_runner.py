@@ -1,0 +1,134 @@
+"""The paired runner end to end: resumable after SIGKILL, per-item failures recorded, never a crash."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from evals import config_dir
+from evals.runner import run_compare
+from evals.store import read_predictions
+from tests.helpers import make_video
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["synthetic.n_train=6", "synthetic.n_val=2", "synthetic.n_test=6", "synthetic.max_duration=32"]
+
+
+def cfg_for(overrides):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("compare", overrides=overrides)
+
+
+def _cmd(root, out, log, delay):
+    return [sys.executable, "-c", "from evals.runner import main; main()", f"paths.root={root}",
+            f"out_dir={out}", "batch_size=1", "progress=false", "stats.resamples=200", *TINY,
+            "~systems.first_option", "+systems.slow._target_=tests.helpers.SlowEcho",
+            f"+systems.slow.delay={delay}", f"+systems.slow.log={log}", "reference=slow"]
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.mark.slow
+@pytest.mark.java
+def test_sigkill_then_resume_gives_the_same_table(tmp_path):
+    root = tmp_path / "home"
+    # uninterrupted reference run
+    subprocess.run(_cmd(root, tmp_path / "full", tmp_path / "full.log", 0.0), check=True, env=_env(),
+                   cwd=tmp_path, capture_output=True)
+    # interrupted run: SIGKILL once a few QA predictions are on disk
+    out, log = tmp_path / "killed", tmp_path / "killed.log"
+    proc = subprocess.Popen(_cmd(root, out, log, 0.25), env=_env(), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    qa = out / "synthetic_qa" / "slow" / "predictions.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (qa.exists() and qa.read_text().count("\n") >= 4):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = set(read_predictions(qa))
+    assert 4 <= len(before) < 12, "kill landed mid-way"
+    calls_before = log.read_text().splitlines()
+    r = subprocess.run(_cmd(root, out, log, 0.25), env=_env(), cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    calls_after = log.read_text().splitlines()[len(calls_before):]
+    assert not before & set(calls_after), "finished items were recomputed"
+    lines = [json.loads(l) for l in qa.read_text().splitlines()]
+    uids = [l["uid"] for l in lines]
+    assert len(uids) == len(set(uids)) == 12  # 6 videos x 2 questions, none lost or duplicated
+    assert (out / "table.md").read_text() == (tmp_path / "full" / "table.md").read_text()
+    assert (out / "table.csv").read_text() == (tmp_path / "full" / "table.csv").read_text()
+
+
+@pytest.mark.java
+def test_bad_videos_and_system_errors_are_recorded_per_item(tmp_path):
+    vids = tmp_path / "videos"
+    make_video(vids / "good1.mp4", n_frames=6)
+    make_video(vids / "good2.mp4", n_frames=6, seed=1)
+    (vids / "empty.mp4").write_bytes(b"")
+    (vids / "garbage.mp4").write_bytes(os.urandom(3000))
+    data = open(make_video(tmp_path / "long.mp4", n_frames=40, size=64), "rb").read()
+    (vids / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    items = tmp_path / "items.jsonl"
+    with open(items, "w") as f:
+        for vid in ["good1", "good2", "empty", "garbage", "truncated", "missing"]:
+            f.write(json.dumps({"uid": vid, "video": vid, "question": "q?", "options": ["a", "b", "c", "d", "e"],
+                                "answer": 1, "category": "x"}) + "\n")
+    flag = tmp_path / "fail.flag"
+    flag.write_text("on")
+    ov = [f"paths.root={tmp_path}", f"out_dir={tmp_path / 'out'}", "progress=false", "stats.resamples=100",
+          "~benchmarks.synthetic_summary", "~benchmarks.synthetic_qa", "~systems.train_prior",
+          "+benchmarks.items._target_=evals.benchmarks.other.JsonlBenchmark", f"+benchmarks.items.file={items}",
+          "+benchmarks.items.task=mcqa", f"+benchmarks.items.video_root={vids}",
+          "+systems.decoding._target_=tests.helpers.DecodingSystem", "+systems.decoding.video=${video}",
+          "+systems.echo._target_=tests.helpers.SlowEcho", "+systems.echo.fail_uids=[good2]",
+          f"+systems.echo.fail_flag={flag}"]
+    res = run_compare(cfg_for(ov))
+    fails = {s: {p.uid: p.failure for p in ps} for (_, s), ps in res["failures"].items()}
+    for system in ("first_option", "decoding", "echo"):
+        assert set(fails[system]) >= {"empty", "garbage", "truncated", "missing"}
+        assert "video not found" in fails[system]["missing"]
+        assert "empty.mp4" in fails[system]["empty"] and "garbage.mp4" in fails[system]["garbage"]
+    assert "deliberate failure on good2" in fails["echo"]["good2"]
+    assert "good1" not in fails["echo"] and "good1" not in fails["decoding"]
+    md = res["table"].markdown()
+    assert "items / echo: 6 items, 5 failed" in md and "items / decoding: 6 items, 4 failed" in md
+    acc = res["scores"]["items"]["echo"]["accuracy"]
+    assert acc.info["n_failed"] == 5 and acc.info["n_scored"] == 6
+    # a rerun fills in the item whose failure has gone, and only that one
+    flag.unlink()
+    res = run_compare(cfg_for(ov))
+    fails = {s: {p.uid for p in ps} for (_, s), ps in res["failures"].items()}
+    assert "good2" not in fails["echo"] and len(fails["echo"]) == 4
+    preds = read_predictions(tmp_path / "out" / "items" / "echo" / "predictions.jsonl")
+    assert preds["good2"].failure is None and preds["good2"].choice is not None
+
+
+def test_changed_config_refuses_to_mix_predictions(tmp_path):
+    ov = [f"paths.root={tmp_path}", f"out_dir={tmp_path / 'out'}", "progress=false", *TINY,
+          "~benchmarks.synthetic_summary", "~systems.train_prior", "stats.resamples=50"]
+    run_compare(cfg_for(ov))
+    with pytest.raises(Exception, match="another configuration"):
+        run_compare(cfg_for(ov + ["systems.first_option.index=2"]))
+
+
+def test_truncated_last_line_is_repaired(tmp_path):
+    from evals.contracts import Prediction
+    from evals.store import PredictionStore, PredictionStoreError
+
+    store = PredictionStore(tmp_path, "h")
+    store.append([Prediction(uid="a", system="s", text="x"), Prediction(uid="b", system="s", failure="boom")])
+    with open(store.path, "a") as f:
+        f.write('{"uid": "c", "sys')
+    again = PredictionStore(tmp_path, "h")
+    assert set(again.predictions) == {"a", "b"} and again.done() == {"a"}
+    assert store.path.read_text().endswith("\n")
+    store.path.write_text('{"uid": "a"\n{"uid": "b", "system": "s"}\n')
+    with pytest.raises(PredictionStoreError, match="line 1"):
+        read_predictions(store.path)

@@ -1,0 +1,715 @@
+"""The benchmark loaders, against small fixtures in the official annotation formats (tests/data/annotations).
+
+Bad-input files are written into pytest's tmp_path, never into tests/data.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evals.benchmarks.base import AnnotationError, VideoResolver
+from evals.benchmarks.dense import ActivityNetCaptions, YouCook2, join_sentences
+from evals.benchmarks.mcqa import EgoSchema, NExTQA, PerceptionTestMC
+from evals.benchmarks.other import JsonlBenchmark, MSRVTT
+from evals.contracts import CAPTIONING, MCQA, RETRIEVAL, SUMMARIZATION, Segment
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "annotations"
+YC2 = DATA / "youcook2" / "youcookii_annotations_trainval.json"
+ANET_VAL = DATA / "activitynet" / "val_1.json"
+ANET_TRAIN = DATA / "activitynet" / "train.json"
+EGO_Q = DATA / "egoschema" / "questions.json"
+EGO_A = DATA / "egoschema" / "subset_answers.json"
+NEXTQA = DATA / "nextqa" / "val.csv"
+PT_MC = DATA / "perception_test" / "mc.json"
+MSRVTT_JSON = DATA / "msrvtt" / "MSRVTT_data.json"
+JSONL = DATA / "jsonl" / "items.jsonl"
+
+NEXTQA_HEADER = "video,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4\n"
+
+
+def _uids(samples):
+    return [s.uid for s in samples]
+
+
+def _write_json(path: Path, obj) -> Path:
+    path.write_text(json.dumps(obj, indent=2), encoding="utf-8")
+    return path
+
+
+def _ego_question(uid: str, **over) -> dict:
+    q = {"q_uid": uid, "google_drive_id": "1" + uid.replace("-", "")[:20],
+         "question": "What is c doing?", **{f"option {k}": f"option text {k}" for k in range(5)}}
+    q.update(over)
+    return q
+
+
+# --------------------------------------------------------------------------------------------- YouCook2
+
+
+def test_youcook2_summarization_validation():
+    samples = YouCook2(str(YC2)).load()
+    assert _uids(samples) == ["xHr8X2Wpmno", "V53XmPeyjIU"]
+    s = samples[0]
+    assert s.benchmark == "youcook2" and s.task == SUMMARIZATION
+    assert s.video_id == "xHr8X2Wpmno" and s.video is None  # no video root
+    assert s.duration == pytest.approx(187.5)
+    assert s.meta == {"recipe_type": "113"}
+    # stored out of time order in the file -> sorted by start time
+    assert [(g.start, g.end) for g in s.segments] == [(12.0, 25.0), (40.0, 58.0), (112.0, 130.0)]
+    assert all(isinstance(g, Segment) for g in s.segments)
+    assert s.references == (
+        "butter the slices of bread. put cheese and ham between the slices. "
+        "place the sandwich in a hot pan and toast both sides.",)
+    assert s.references == (join_sentences([g.sentence for g in s.segments]),)
+    # whitespace runs inside a sentence are collapsed by join_sentences
+    assert samples[1].references == (join_sentences([
+        "slice the salmon into thin strips", "spread the rice  evenly on the nori sheet",
+        "place salmon and cucumber on the rice", "roll the sushi using a bamboo mat"]),)
+    assert "rice evenly" in samples[1].references[0]
+    assert samples[1].meta == {"recipe_type": "310"}
+
+
+def test_youcook2_training_split():
+    samples = YouCook2(str(YC2), split="training").load()
+    assert _uids(samples) == ["GLd3aX16zBg", "cRDNC0mOB2A"]
+    assert len(samples[0].segments) == 5
+    assert samples[0].references[0].startswith("spread margarine on two slices of white bread. ")
+
+
+def test_youcook2_captioning():
+    samples = YouCook2(str(YC2), task=CAPTIONING).load()
+    assert len(samples) == 3 + 4
+    assert _uids(samples)[:3] == ["xHr8X2Wpmno/0", "xHr8X2Wpmno/1", "xHr8X2Wpmno/2"]
+    assert _uids(samples)[3:] == [f"V53XmPeyjIU/{i}" for i in range(4)]
+    first = samples[0]
+    assert first.task == CAPTIONING
+    assert first.clip == Segment(12.0, 25.0, "butter the slices of bread")
+    assert first.references == ("butter the slices of bread",)
+    assert samples[2].clip.start == 112.0
+    assert samples[2].references == ("place the sandwich in a hot pan and toast both sides",)
+    assert all(s.segments == first.segments for s in samples[:3])
+
+
+def test_youcook2_limit():
+    assert len(YouCook2(str(YC2), task=CAPTIONING, limit=4).load()) == 4
+    assert _uids(YouCook2(str(YC2), limit=1).load()) == ["xHr8X2Wpmno"]
+
+
+def test_youcook2_train_references():
+    refs = YouCook2(str(YC2)).train_references()
+    assert refs == [
+        join_sentences(["spread margarine on two slices of white bread", "place a slice of cheese on the bread",
+                        "place the bread slices on top of each other and place in a hot pan",
+                        "flip the sandwich over and press down", "cut the sandwich in half diagonally"]),
+        join_sentences(["chop the onion and the garlic", "fry the onion and garlic in a pot with oil",
+                        "add the minced beef and stir until browned"]),
+    ]
+    # no validation text leaks into the training references
+    assert not any("butter the slices" in r for r in refs)
+    assert YouCook2(str(YC2), split="training").train_references() == []
+
+
+def test_youcook2_bad_task_and_empty_split():
+    with pytest.raises(ValueError, match="summarization or captioning"):
+        YouCook2(str(YC2), task=MCQA)
+    with pytest.raises(AnnotationError, match="no videos in this split"):
+        YouCook2(str(YC2), split="testing").load()
+
+
+def test_youcook2_video_patterns_with_subset_and_recipe(tmp_path):
+    root = tmp_path.resolve()
+    (root / "validation" / "113").mkdir(parents=True)
+    (root / "validation" / "113" / "xHr8X2Wpmno.webm").touch()
+    patterns = ("{subset}/{recipe_type}/{id}.mp4", "{subset}/{recipe_type}/{id}.webm")
+    samples = YouCook2(str(YC2), video_root=str(root), video_patterns=patterns).load()
+    assert samples[0].video == str(root / "validation" / "113" / "xHr8X2Wpmno.webm")
+    assert samples[1].video == str(root / "validation" / "310" / "V53XmPeyjIU.mp4")  # missing: first candidate
+
+
+# ------------------------------------------------------------------------------------ ActivityNet Captions
+
+
+def test_activitynet_summarization():
+    samples = ActivityNetCaptions(str(ANET_VAL)).load()
+    assert _uids(samples) == ["v_uqiMw7tQ1Cc", "v_bXdq2zI1Ms0", "v_FsS_NCZEfaI"]
+    s = samples[1]
+    assert s.benchmark == "activitynet" and s.task == SUMMARIZATION
+    assert s.duration == pytest.approx(73.1)
+    assert [(g.start, g.end) for g in s.segments] == [(0.0, 29.96), (30.7, 36.18), (33.99, 73.1)]
+    assert [g.sentence for g in s.segments] == [  # leading spaces of the official file stripped
+        "A man is seen standing in a parking lot holding a set of bagpipes.",
+        "He puts the mouthpiece to his lips.",
+        "The man then plays the bagpipes while walking down the street."]
+    assert s.references == (join_sentences([g.sentence for g in s.segments]),)
+    assert s.references[0].startswith("A man is seen standing")
+
+
+def test_activitynet_captioning():
+    samples = ActivityNetCaptions(str(ANET_VAL), task=CAPTIONING).load()
+    assert len(samples) == 2 + 3 + 3
+    assert samples[0].uid == "v_uqiMw7tQ1Cc/0"
+    by_uid = {s.uid: s for s in samples}
+    assert by_uid["v_bXdq2zI1Ms0/0"].clip.start == 0.0
+    assert by_uid["v_bXdq2zI1Ms0/2"].references == (
+        "The man then plays the bagpipes while walking down the street.",)
+    assert by_uid["v_uqiMw7tQ1Cc/1"].references == (
+        "The coach helps the guy in red with the proper body placement and lifting technique.",)
+
+
+def test_activitynet_train_references():
+    assert ActivityNetCaptions(str(ANET_VAL)).train_references() == []
+    refs = ActivityNetCaptions(str(ANET_VAL), train_annotations=str(ANET_TRAIN)).train_references()
+    assert len(refs) == 2
+    assert refs[1] == ("Several men are seen lined up on a track. "
+                       "They then jump over the hurdles one after another.")
+
+
+def test_activitynet_bad_task():
+    with pytest.raises(ValueError, match="summarization or captioning"):
+        ActivityNetCaptions(str(ANET_VAL), task=RETRIEVAL)
+
+
+# ------------------------------------------------------------------------------------------- EgoSchema
+
+
+def test_egoschema_with_hidden_answers():
+    samples = EgoSchema(str(EGO_Q), str(EGO_A)).load()
+    assert len(samples) == 5  # unanswered questions are still loaded
+    answers = {s.uid: s.answer for s in samples}
+    assert answers == {
+        "001934bb-81bd-4cd8-a574-0472ef3f6678": 1,
+        "00b9a0de-c59e-49cb-a127-6081e2fb8c8e": None,
+        "0102c3d9-4b21-4d57-8e70-2b6c0f1a7b33": 1,
+        "01d4c5e0-3f6a-4c87-9d1b-8e2a7f4b6c90": None,
+        "02a7f1e3-6b8c-4d9e-a0f1-2b3c4d5e6f70": 0,
+    }
+    s = samples[0]
+    assert s.benchmark == "egoschema" and s.task == MCQA
+    assert s.video_id == s.uid  # official videos are named by q_uid
+    assert s.question == "What is the overarching goal of c's actions throughout the video?"
+    assert len(s.options) == 5
+    assert s.options[1] == "C is preparing ingredients for a stir fry."
+    assert s.category is None
+
+
+def test_egoschema_only_answered():
+    samples = EgoSchema(str(EGO_Q), str(EGO_A), only_answered=True).load()
+    assert _uids(samples) == ["001934bb-81bd-4cd8-a574-0472ef3f6678", "0102c3d9-4b21-4d57-8e70-2b6c0f1a7b33",
+                              "02a7f1e3-6b8c-4d9e-a0f1-2b3c4d5e6f70"]
+    assert all(s.answer is not None for s in samples)
+
+
+def test_egoschema_without_answers_file():
+    samples = EgoSchema(str(EGO_Q)).load()
+    assert len(samples) == 5 and all(s.answer is None for s in samples)
+
+
+def test_egoschema_categories_and_video_field(tmp_path):
+    cats = _write_json(tmp_path / "cats.json", {"001934bb-81bd-4cd8-a574-0472ef3f6678": "long-range"})
+    samples = EgoSchema(str(EGO_Q), str(EGO_A), categories=str(cats), video_field="google_drive_id").load()
+    assert samples[0].category == "long-range"
+    assert samples[1].category is None
+    assert samples[0].video_id == "1y2ZnBX5NEn4f3jSIG3HcfGaJaRDgzQvb"
+
+
+def test_egoschema_limit():
+    assert len(EgoSchema(str(EGO_Q), str(EGO_A), limit=2).load()) == 2
+
+
+def test_egoschema_answer_out_of_range(tmp_path):
+    answers = _write_json(tmp_path / "subset_answers.json", {"0102c3d9-4b21-4d57-8e70-2b6c0f1a7b33": 5})
+    with pytest.raises(AnnotationError) as e:
+        EgoSchema(str(EGO_Q), str(answers)).load()
+    msg = str(e.value)
+    assert "subset_answers.json" in msg and "0102c3d9-4b21-4d57-8e70-2b6c0f1a7b33" in msg
+    assert "out of range" in msg
+    assert e.value.file == str(answers)
+
+
+@pytest.mark.parametrize("bad", [-1, "x", 1.5, True, None])
+def test_egoschema_answer_not_an_index(tmp_path, bad):
+    answers = _write_json(tmp_path / "subset_answers.json", {"0102c3d9-4b21-4d57-8e70-2b6c0f1a7b33": bad})
+    with pytest.raises(AnnotationError, match="0102c3d9"):
+        EgoSchema(str(EGO_Q), str(answers)).load()
+
+
+def test_egoschema_answer_for_unknown_question(tmp_path):
+    answers = _write_json(tmp_path / "subset_answers.json", {"not-a-question": 2})
+    with pytest.raises(AnnotationError, match="not-a-question"):
+        EgoSchema(str(EGO_Q), str(answers)).load()
+
+
+def test_egoschema_missing_option(tmp_path):
+    q = _ego_question("aaaa-1111")
+    del q["option 3"]
+    f = _write_json(tmp_path / "questions.json", [_ego_question("bbbb-2222"), q])
+    with pytest.raises(AnnotationError) as e:
+        EgoSchema(str(f)).load()
+    msg = str(e.value)
+    assert "questions.json" in msg and "aaaa-1111" in msg and "option 3" in msg
+
+
+def test_egoschema_duplicate_uid(tmp_path):
+    f = _write_json(tmp_path / "questions.json", [_ego_question("dup-1"), _ego_question("ok-2"),
+                                                  _ego_question("dup-1")])
+    with pytest.raises(AnnotationError) as e:
+        EgoSchema(str(f)).load()
+    assert "questions.json" in str(e.value) and "dup-1" in str(e.value) and "duplicate" in str(e.value)
+
+
+def test_egoschema_not_a_list(tmp_path):
+    f = _write_json(tmp_path / "questions.json", {"q_uid": "x"})
+    with pytest.raises(AnnotationError, match="list"):
+        EgoSchema(str(f)).load()
+
+
+# --------------------------------------------------------------------------------------------- NExT-QA
+
+
+def test_nextqa():
+    samples = NExTQA(str(NEXTQA)).load()
+    assert _uids(samples) == ["4010069381_6", "4010069381_9", "5333075105_2", "5333075105_4", "7771650716_0"]
+    assert [s.answer for s in samples] == [1, 3, 0, 4, 2]
+    assert [s.category for s in samples] == ["CH", "CW", "TN", "TP", "DL"]
+    s = samples[0]
+    assert s.benchmark == "nextqa" and s.task == MCQA and s.video_id == "4010069381"
+    assert s.question == "how do the two man play the instrument"
+    assert s.options == ("roll the handle", "tap their feet", "strum the string", "hit with sticks", "pat with hand")
+    assert samples[3].question == "what is the girl holding while walking, at the start"  # quoted CSV field
+    assert samples[3].options[4] == "a red ball"
+
+
+def test_nextqa_limit():
+    assert len(NExTQA(str(NEXTQA), limit=3).load()) == 3
+
+
+def test_nextqa_answer_out_of_range(tmp_path):
+    f = tmp_path / "val.csv"
+    f.write_text(NEXTQA_HEADER
+                 + "4010069381,1612,640,480,how do they play,1,6,CH,a,b,c,d,e\n"
+                 + "4010069381,1612,640,480,why did he stand up,5,9,CW,a,b,c,d,e\n")
+    with pytest.raises(AnnotationError) as e:
+        NExTQA(str(f)).load()
+    msg = str(e.value)
+    assert "val.csv" in msg and "line 3" in msg and "out of range" in msg
+
+
+def test_nextqa_answer_not_a_number(tmp_path):
+    f = tmp_path / "val.csv"
+    f.write_text(NEXTQA_HEADER + "4010069381,1612,640,480,how do they play,b,6,CH,a,b,c,d,e\n")
+    with pytest.raises(AnnotationError, match="line 2"):
+        NExTQA(str(f)).load()
+
+
+def test_nextqa_missing_column(tmp_path):
+    f = tmp_path / "val.csv"
+    f.write_text("video,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3\n"
+                 "4010069381,1612,640,480,how do they play,1,6,CH,a,b,c,d\n")
+    with pytest.raises(AnnotationError) as e:
+        NExTQA(str(f)).load()
+    assert "val.csv" in str(e.value) and "a4" in str(e.value)
+
+
+def test_nextqa_truncated_row(tmp_path):
+    f = tmp_path / "val.csv"
+    f.write_text(NEXTQA_HEADER
+                 + "4010069381,1612,640,480,how do they play,1,6,CH,a,b,c,d,e\n"
+                 + "5333075105,2258,640,360,what does the girl do,0,2,TN,a,b,c\n")
+    with pytest.raises(AnnotationError) as e:
+        NExTQA(str(f)).load()
+    msg = str(e.value)
+    assert "val.csv" in msg and "line 3" in msg and "a3" in msg and "a4" in msg
+
+
+def test_nextqa_duplicate_uid(tmp_path):
+    f = tmp_path / "val.csv"
+    row = "4010069381,1612,640,480,how do they play,1,6,CH,a,b,c,d,e\n"
+    f.write_text(NEXTQA_HEADER + row + row)
+    with pytest.raises(AnnotationError) as e:
+        NExTQA(str(f)).load()
+    assert "val.csv" in str(e.value) and "4010069381_6" in str(e.value) and "duplicate" in str(e.value)
+
+
+def test_nextqa_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        NExTQA(str(tmp_path / "nope.csv")).load()
+
+
+# ---------------------------------------------------------------------------------------- Perception Test
+
+
+def test_perception_test_mc():
+    samples = PerceptionTestMC(str(PT_MC)).load()
+    assert _uids(samples) == ["video_10909/0", "video_10909/1", "video_7318/0", "video_7318/1", "video_7318/2"]
+    assert [s.answer for s in samples] == [2, 1, 0, 1, 1]
+    assert [s.category for s in samples] == ["physics", "memory", "semantics", "abstraction", "memory"]
+    s = samples[0]
+    assert s.benchmark == "perception_test" and s.task == MCQA and s.video_id == "video_10909"
+    assert s.question == "Is the camera moving or static?"
+    assert s.options == ("I don't know", "moving", "static or shaking")
+    assert all(len(x.options) == 3 for x in samples)
+
+
+def test_perception_test_limit():
+    assert _uids(PerceptionTestMC(str(PT_MC), limit=3).load()) == [
+        "video_10909/0", "video_10909/1", "video_7318/0"]
+
+
+def _pt_item(vid, questions):
+    return {"metadata": {"video_id": vid, "split": "test"}, "mc_question": questions}
+
+
+def _pt_question(qid, **over):
+    q = {"id": qid, "question": "What happens?", "options": ["a", "b", "c"], "answer_id": 0,
+         "area": "memory", "reasoning": "descriptive", "tag": []}
+    q.update(over)
+    return q
+
+
+def test_perception_test_held_out_answers(tmp_path):
+    q = _pt_question(0)
+    del q["answer_id"]
+    f = _write_json(tmp_path / "mc.json", {"video_1": _pt_item("video_1", [q])})
+    (s,) = PerceptionTestMC(str(f)).load()
+    assert s.answer is None and s.uid == "video_1/0"
+
+
+def test_perception_test_answer_out_of_range(tmp_path):
+    f = _write_json(tmp_path / "mc.json", {"video_1": _pt_item("video_1", [_pt_question(0),
+                                                                          _pt_question(1, answer_id=3)])})
+    with pytest.raises(AnnotationError) as e:
+        PerceptionTestMC(str(f)).load()
+    msg = str(e.value)
+    assert "mc.json" in msg and "video_1" in msg and "mc_question[1]" in msg and "out of range" in msg
+
+
+def test_perception_test_missing_key(tmp_path):
+    q = _pt_question(0)
+    del q["options"]
+    f = _write_json(tmp_path / "mc.json", {"video_1": _pt_item("video_1", [q])})
+    with pytest.raises(AnnotationError) as e:
+        PerceptionTestMC(str(f)).load()
+    assert "mc.json" in str(e.value) and "video_1" in str(e.value) and "'options'" in str(e.value)
+
+
+def test_perception_test_missing_video_id(tmp_path):
+    f = _write_json(tmp_path / "mc.json", {"video_1": {"metadata": {}, "mc_question": [_pt_question(0)]}})
+    with pytest.raises(AnnotationError, match="video_id"):
+        PerceptionTestMC(str(f)).load()
+
+
+def test_perception_test_duplicate_uid(tmp_path):
+    f = _write_json(tmp_path / "mc.json", {"video_1": _pt_item("video_1", [_pt_question(0), _pt_question(0)])})
+    with pytest.raises(AnnotationError) as e:
+        PerceptionTestMC(str(f)).load()
+    assert "mc.json" in str(e.value) and "video_1/0" in str(e.value) and "duplicate" in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------------- MSR-VTT
+
+
+def test_msrvtt_retrieval():
+    samples = MSRVTT(str(MSRVTT_JSON)).load()
+    assert _uids(samples) == ["video9770", "video9771", "video9772"]
+    s = samples[0]
+    assert s.benchmark == "msrvtt" and s.task == RETRIEVAL and s.video_id == "video9770"
+    # ordered by sen_id, not by position in the file; stripped
+    assert s.references == ("a person is playing guitar", "a man plays a guitar on stage",
+                            "someone performs a song with a guitar")
+    assert s.duration == pytest.approx(52.25 - 40.0)
+    assert samples[1].references == ("a cartoon dog runs through a field", "an animated dog is running")
+
+
+def test_msrvtt_first_caption_only():
+    samples = MSRVTT(str(MSRVTT_JSON), first_caption_only=True).load()
+    assert [s.references for s in samples] == [("a person is playing guitar",),
+                                               ("a cartoon dog runs through a field",),
+                                               ("a chef slices vegetables",)]
+
+
+def test_msrvtt_captioning_train_split():
+    samples = MSRVTT(str(MSRVTT_JSON), split="train", task=CAPTIONING).load()
+    assert _uids(samples) == ["video0", "video1"]
+    assert all(s.task == CAPTIONING for s in samples)
+    assert samples[0].references == ("a car is shown", "a man talks about a car")
+    assert _uids(MSRVTT(str(MSRVTT_JSON), split="validate").load()) == ["video7010"]
+
+
+def test_msrvtt_video_ids_file(tmp_path):
+    ids = tmp_path / "test_1k.txt"
+    ids.write_text("video9772\n\nvideo0\n")
+    samples = MSRVTT(str(MSRVTT_JSON), video_ids=str(ids)).load()
+    assert _uids(samples) == ["video9772", "video0"]
+    ids.write_text("video9772\nvideo12345\n")
+    with pytest.raises(AnnotationError, match="video12345"):
+        MSRVTT(str(MSRVTT_JSON), video_ids=str(ids)).load()
+
+
+def test_msrvtt_bad_task_and_limit():
+    with pytest.raises(ValueError, match="retrieval or captioning"):
+        MSRVTT(str(MSRVTT_JSON), task=SUMMARIZATION)
+    assert len(MSRVTT(str(MSRVTT_JSON), limit=2).load()) == 2
+
+
+def test_msrvtt_video_without_sentences(tmp_path):
+    f = _write_json(tmp_path / "MSRVTT_data.json", {
+        "videos": [{"video_id": "video9770", "split": "test"}, {"video_id": "video9771", "split": "test"}],
+        "sentences": [{"sen_id": 0, "video_id": "video9770", "caption": "a man plays guitar"}]})
+    with pytest.raises(AnnotationError) as e:
+        MSRVTT(str(f)).load()
+    assert "MSRVTT_data.json" in str(e.value) and "video9771" in str(e.value)
+
+
+def test_msrvtt_missing_caption(tmp_path):
+    f = _write_json(tmp_path / "MSRVTT_data.json", {
+        "videos": [{"video_id": "video9770", "split": "test"}],
+        "sentences": [{"sen_id": 0, "video_id": "video9770", "caption": "a man plays guitar"},
+                      {"sen_id": 1, "video_id": "video9770"}]})
+    with pytest.raises(AnnotationError) as e:
+        MSRVTT(str(f)).load()
+    assert "MSRVTT_data.json" in str(e.value) and "sentences[1]" in str(e.value) and "caption" in str(e.value)
+
+
+# ----------------------------------------------------------------------------------------- generic jsonl
+
+
+def test_jsonl():
+    samples = JsonlBenchmark(str(JSONL), task=MCQA).load()
+    assert _uids(samples) == ["kitchen-001", "kitchen-002", "garden-001", "17"]  # uid coerced to str
+    a, b, c, d = samples
+    assert a.benchmark == "jsonl" and a.task == MCQA and a.video_id == "kitchen_0001"
+    assert a.options == ("a knife", "a spoon", "a cup", "a plate") and a.answer == 2
+    assert a.duration == 312.0 and a.clip is None
+    assert b.clip == Segment(30.0, 95.5)
+    assert c.answer is None  # no answer: predicted, not scored
+    assert c.task == MCQA    # task defaults to the benchmark's
+    assert [s.category for s in samples] == ["local", "long-range", "local", None]
+    assert d.answer == 0
+
+
+def test_jsonl_task_mismatch_and_unknown_task():
+    with pytest.raises(AnnotationError, match="line 1"):
+        JsonlBenchmark(str(JSONL), task=CAPTIONING).load()
+    with pytest.raises(ValueError, match="unknown task"):
+        JsonlBenchmark(str(JSONL), task="vqa")
+
+
+def test_jsonl_limit():
+    assert len(JsonlBenchmark(str(JSONL), task=MCQA, limit=3).load()) == 3
+
+
+def test_jsonl_malformed_line(tmp_path):
+    f = tmp_path / "items.jsonl"
+    f.write_text('{"uid": "a", "video": "v1", "references": ["x"]}\n\n{"uid": "b", "video": "v2",\n')
+    with pytest.raises(AnnotationError) as e:
+        JsonlBenchmark(str(f), task=CAPTIONING).load()
+    assert "items.jsonl" in str(e.value) and "line 3" in str(e.value) and "invalid JSON" in str(e.value)
+
+
+def test_jsonl_missing_uid(tmp_path):
+    f = tmp_path / "items.jsonl"
+    f.write_text('{"uid": "a", "video": "v1"}\n{"video": "v2"}\n')
+    with pytest.raises(AnnotationError) as e:
+        JsonlBenchmark(str(f), task=CAPTIONING).load()
+    msg = str(e.value)
+    assert "items.jsonl" in msg and "line 2" in msg and "'uid'" in msg
+    assert msg.count("items.jsonl") == 1  # not wrapped twice
+
+
+def test_jsonl_answer_out_of_range(tmp_path):
+    f = tmp_path / "items.jsonl"
+    f.write_text('{"uid": "a", "video": "v1", "options": ["x", "y", "z"], "answer": 3}\n')
+    with pytest.raises(AnnotationError, match="line 1"):
+        JsonlBenchmark(str(f), task=MCQA).load()
+
+
+def test_jsonl_duplicate_uid(tmp_path):
+    f = tmp_path / "items.jsonl"
+    f.write_text('{"uid": "a", "video": "v1"}\n{"uid": "b", "video": "v2"}\n{"uid": "a", "video": "v3"}\n')
+    with pytest.raises(AnnotationError) as e:
+        JsonlBenchmark(str(f), task=CAPTIONING).load()
+    assert "items.jsonl" in str(e.value) and "'a'" in str(e.value) and "duplicate" in str(e.value)
+
+
+# ------------------------------------------------------------------- bad input shared by the JSON loaders
+
+
+JSON_LOADERS = {
+    "youcook2": lambda f: YouCook2(str(f)),
+    "activitynet": lambda f: ActivityNetCaptions(str(f)),
+    "egoschema_questions": lambda f: EgoSchema(str(f), str(EGO_A)),
+    "egoschema_answers": lambda f: EgoSchema(str(EGO_Q), str(f)),
+    "perception_test": lambda f: PerceptionTestMC(str(f)),
+    "msrvtt": lambda f: MSRVTT(str(f)),
+}
+
+
+@pytest.mark.parametrize("loader", sorted(JSON_LOADERS))
+def test_malformed_json_names_file_and_line(tmp_path, loader):
+    f = tmp_path / f"{loader}_broken.json"
+    f.write_text('{\n  "a": 1,\n  "b": [1, 2,,\n  "c": 3\n}\n')
+    with pytest.raises(AnnotationError) as e:
+        JSON_LOADERS[loader](f).load()
+    msg = str(e.value)
+    assert f"{loader}_broken.json" in msg and "line 3" in msg and "invalid JSON" in msg
+    assert e.value.file == str(f)
+
+
+@pytest.mark.parametrize("loader", sorted(JSON_LOADERS))
+def test_missing_annotation_file(tmp_path, loader):
+    with pytest.raises(FileNotFoundError, match="absent.json"):
+        JSON_LOADERS[loader](tmp_path / "absent.json").load()
+
+
+def test_youcook2_missing_key(tmp_path):
+    db = json.loads(YC2.read_text())
+    del db["database"]["V53XmPeyjIU"]["annotations"][2]["sentence"]
+    f = _write_json(tmp_path / "youcookii_annotations_trainval.json", db)
+    with pytest.raises(AnnotationError) as e:
+        YouCook2(str(f)).load()
+    msg = str(e.value)
+    assert "youcookii_annotations_trainval.json" in msg and "V53XmPeyjIU" in msg
+    assert "annotations[2]" in msg and "'sentence'" in msg
+
+
+def test_youcook2_missing_database(tmp_path):
+    f = _write_json(tmp_path / "yc2.json", {"GLd3aX16zBg": {}})
+    with pytest.raises(AnnotationError, match="'database'"):
+        YouCook2(str(f)).load()
+
+
+@pytest.mark.parametrize("segment", [[30, 20], [5], "0-10", [0, "10"], [True, 3]])
+def test_youcook2_bad_segment(tmp_path, segment):
+    db = json.loads(YC2.read_text())
+    db["database"]["xHr8X2Wpmno"]["annotations"][1]["segment"] = segment
+    f = _write_json(tmp_path / "yc2.json", db)
+    with pytest.raises(AnnotationError) as e:
+        YouCook2(str(f)).load()
+    msg = str(e.value)
+    assert "yc2.json" in msg and "xHr8X2Wpmno" in msg and "annotations[1]" in msg
+    if segment == [30, 20]:
+        assert "ends before it starts" in msg
+
+
+def test_activitynet_segment_end_before_start(tmp_path):
+    data = json.loads(ANET_VAL.read_text())
+    data["v_FsS_NCZEfaI"]["timestamps"][2] = [127.97, 88.0]
+    f = _write_json(tmp_path / "val_1.json", data)
+    with pytest.raises(AnnotationError) as e:
+        ActivityNetCaptions(str(f)).load()
+    msg = str(e.value)
+    assert "val_1.json" in msg and "v_FsS_NCZEfaI" in msg and "timestamps[2]" in msg
+    assert "ends before it starts" in msg
+
+
+def test_activitynet_missing_key_and_length_mismatch(tmp_path):
+    data = json.loads(ANET_VAL.read_text())
+    del data["v_bXdq2zI1Ms0"]["sentences"]
+    f = _write_json(tmp_path / "val_1.json", data)
+    with pytest.raises(AnnotationError) as e:
+        ActivityNetCaptions(str(f)).load()
+    assert "val_1.json" in str(e.value) and "v_bXdq2zI1Ms0" in str(e.value) and "'sentences'" in str(e.value)
+
+    data = json.loads(ANET_VAL.read_text())
+    data["v_bXdq2zI1Ms0"]["sentences"].pop()
+    f = _write_json(tmp_path / "val_1.json", data)
+    with pytest.raises(AnnotationError, match="3 timestamps but 2 sentences"):
+        ActivityNetCaptions(str(f)).load()
+
+
+def test_activitynet_top_level_not_object(tmp_path):
+    f = _write_json(tmp_path / "val_1.json", [1, 2])
+    with pytest.raises(AnnotationError, match="top level"):
+        ActivityNetCaptions(str(f)).load()
+
+
+# ---------------------------------------------------------------------------------------- video paths
+
+# name -> (factory(video_root), video_id of the first sample)
+LOADERS = {
+    "youcook2_summarization": (lambda r: YouCook2(str(YC2), video_root=r), "xHr8X2Wpmno"),
+    "youcook2_captioning": (lambda r: YouCook2(str(YC2), video_root=r, task=CAPTIONING), "xHr8X2Wpmno"),
+    "activitynet": (lambda r: ActivityNetCaptions(str(ANET_VAL), video_root=r), "v_uqiMw7tQ1Cc"),
+    "egoschema": (lambda r: EgoSchema(str(EGO_Q), str(EGO_A), video_root=r),
+                  "001934bb-81bd-4cd8-a574-0472ef3f6678"),
+    "nextqa": (lambda r: NExTQA(str(NEXTQA), video_root=r), "4010069381"),
+    "perception_test": (lambda r: PerceptionTestMC(str(PT_MC), video_root=r), "video_10909"),
+    "msrvtt": (lambda r: MSRVTT(str(MSRVTT_JSON), video_root=r), "video9770"),
+    "jsonl": (lambda r: JsonlBenchmark(str(JSONL), task=MCQA, video_root=r), "kitchen_0001"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+def test_video_resolution(tmp_path, name):
+    make, first_id = LOADERS[name]
+    root = tmp_path.resolve()
+
+    assert all(s.video is None for s in make(None).load())
+
+    # nothing on disk: the first candidate ({id}.mp4) is returned, not a crash
+    samples = make(str(root))
+    samples = samples.load()
+    assert samples[0].video_id == first_id
+    assert all(s.video == str(root / f"{s.video_id}.mp4") for s in samples)
+
+    # only a later pattern exists: it is found
+    (root / f"{first_id}.webm").touch()
+    samples = make(str(root)).load()
+    assert samples[0].video == str(root / f"{first_id}.webm")
+    assert all(s.video == str(root / f"{s.video_id}.mp4") for s in samples if s.video_id != first_id)
+
+    # several exist: the first pattern wins
+    (root / f"{first_id}.mp4").touch()
+    assert make(str(root)).load()[0].video == str(root / f"{first_id}.mp4")
+
+
+def test_resolver_pattern_order(tmp_path):
+    root = tmp_path.resolve()
+    (root / "clip.mkv").touch()
+    (root / "clip.mp4").touch()
+    assert VideoResolver(root, ("{id}.mkv", "{id}.mp4"))("clip") == str(root / "clip.mkv")
+    assert VideoResolver(root, ("{id}.mp4", "{id}.mkv"))("clip") == str(root / "clip.mp4")
+    assert VideoResolver(root, ("{id}.avi", "{id}.mov"))("clip") == str(root / "clip.avi")
+    assert VideoResolver(None)("clip") is None
+    with pytest.raises(ValueError, match="patterns"):
+        VideoResolver(root, ())
+
+
+@pytest.mark.parametrize("video_id", ["../x", "/abs", "/etc/passwd", "a/../../x", "..", "", "a\x00b"])
+def test_resolver_rejects_escaping_ids(tmp_path, video_id):
+    with pytest.raises(ValueError, match="escape"):
+        VideoResolver(tmp_path)(video_id)
+
+
+def test_resolver_rejects_pattern_escape(tmp_path):
+    with pytest.raises(ValueError, match="escape"):
+        VideoResolver(tmp_path / "videos", ("../{id}.mp4",))("clip")
+
+
+@pytest.mark.parametrize("video_id", ["../x", "/abs"])
+def test_loaders_reject_escaping_ids(tmp_path, video_id):
+    root = tmp_path / "videos"
+    root.mkdir()
+    q = _write_json(tmp_path / "questions.json", [_ego_question(video_id)])
+    with pytest.raises(ValueError, match="escape"):
+        EgoSchema(str(q), video_root=str(root)).load()
+
+    csv_file = tmp_path / "val.csv"
+    csv_file.write_text(NEXTQA_HEADER + f"{video_id},10,640,480,what,1,0,CH,a,b,c,d,e\n")
+    with pytest.raises(ValueError, match="escape"):
+        NExTQA(str(csv_file), video_root=str(root)).load()
+
+    anet = _write_json(tmp_path / "val_1.json", {video_id: {"duration": 10.0, "timestamps": [[0, 5]],
+                                                            "sentences": ["A man walks."]}})
+    with pytest.raises(ValueError, match="escape"):
+        ActivityNetCaptions(str(anet), video_root=str(root)).load()
+
+    jl = tmp_path / "items.jsonl"
+    jl.write_text(json.dumps({"uid": "u1", "video": video_id, "references": ["x"]}) + "\n")
+    with pytest.raises(ValueError, match="escape"):
+        JsonlBenchmark(str(jl), task=CAPTIONING, video_root=str(root)).load()
+
+    # without a video root nothing is resolved, so nothing can escape
+    assert EgoSchema(str(q)).load()[0].video is None
