@@ -9,7 +9,7 @@ H.264 mp4 files with annotations in the official formats, so the same loaders re
   `local` | `long-range`): local questions are answerable from one event's segment; long-range ones need
   the whole video (what happened next, counts, which came first);
 - pre-training pairs (`pretrain/<split>/{clips,videos,frames}.jsonl`): event clips + sentence, whole videos +
-  summary, single frames (video + time) + description.
+  summary, single frames (video + time) + description; video paths relative to the pairs file.
 """
 from __future__ import annotations
 
@@ -306,7 +306,7 @@ def _write_annotations(out: Path, cfg: SyntheticConfig, results) -> None:
             d["a"][q["q_uid"]] = q.pop("_answer")
             d["k"][q["q_uid"]] = q.pop("_kind")
             d["q"].append(q)
-        video = f"videos/{vid}.mp4"
+        video = f"../../videos/{vid}.mp4"  # relative to the pairs file in pretrain/<split>/
         summary = ". ".join(ev.sentence() for ev in events) + "."
         d["videos"].append(json.dumps({"video": video, "text": summary, "duration": duration}))
         for ev in events:

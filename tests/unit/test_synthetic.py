@@ -55,7 +55,7 @@ def test_pretraining_pairs(data):
         frames = [json.loads(l) for l in (data / "pretrain" / split / "frames.jsonl").read_text().splitlines()]
         videos = [json.loads(l) for l in (data / "pretrain" / split / "videos.jsonl").read_text().splitlines()]
         assert clips and len(frames) == len(clips) and len(videos) == TINY[f"n_{split}"]
-        assert all((data / c["video"]).exists() and c["end"] > c["start"] for c in clips)
+        assert all((data / "pretrain" / split / c["video"]).exists() and c["end"] > c["start"] for c in clips)
         assert all(c["start"] <= f["time"] < c["end"] for c, f in zip(clips, frames))
 
 

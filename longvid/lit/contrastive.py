@@ -1,0 +1,129 @@
+"""Lightning side of contrastive pre-training: a data module of (video|image, text) pairs and a module that
+trains a `DualEncoder` built from plain configs (so `load_from_checkpoint` works)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from longvid.data.datasets import ImageTextDataset, VideoTextDataset
+from longvid.model.dual import DualConfig, DualEncoder, load_state_flexible
+from longvid.model.encoder import count_params
+from longvid.model.peft import apply_tuning
+
+
+class PairsDataModule(L.LightningDataModule):
+    """Video-text pairs (+ optional image-text pairs mixed into every batch) for train / val."""
+
+    def __init__(self, train: str, val: str | None = None, images: str | None = None, root: str | None = None,
+                 num_frames: int = 16, size: int = 64, fps: float = 1.0, batch_size: int = 8,
+                 image_batch_size: int = 8, num_workers: int = 0, limit: int | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+
+    def setup(self, stage: str | None = None) -> None:
+        h = self.hparams
+        self.train_set = VideoTextDataset(h.train, h.root, h.num_frames, h.size, h.fps, h.limit)
+        self.val_set = VideoTextDataset(h.val, h.root, h.num_frames, h.size, h.fps, h.limit) if h.val else None
+        self.image_set = ImageTextDataset(h.images, h.root, h.size, h.limit) if h.images else None
+
+    def _loader(self, ds, bs, shuffle):
+        return DataLoader(ds, batch_size=bs, shuffle=shuffle, num_workers=self.hparams.num_workers,
+                          drop_last=shuffle and len(ds) > bs, persistent_workers=self.hparams.num_workers > 0)
+
+    def train_dataloader(self):
+        from lightning.pytorch.utilities import CombinedLoader
+
+        loaders = {"video": self._loader(self.train_set, self.hparams.batch_size, True)}
+        if self.image_set is not None:
+            loaders["image"] = self._loader(self.image_set, self.hparams.image_batch_size, True)
+        return CombinedLoader(loaders, mode="max_size_cycle")
+
+    def val_dataloader(self):
+        return [] if self.val_set is None else self._loader(self.val_set, self.hparams.batch_size, False)
+
+
+class ContrastiveModule(L.LightningModule):
+    def __init__(self, model: dict, tokenizer_dir: str, tuning: dict | None = None, mask_ratio: float = 0.0,
+                 tube_mask: bool = False, init_from: str | None = None, image_init: str | None = None,
+                 lr: float = 3e-4, weight_decay: float = 0.05, warmup_steps: int = 10, seed: int = 0):
+        super().__init__()
+        self.save_hyperparameters()
+        self.tokenizer = _tokenizer(tokenizer_dir)
+        cfg = DualConfig.from_dict({**model, "vocab_size": len(self.tokenizer)})
+        self.model = DualEncoder(cfg)
+        if image_init:
+            from longvid.model.hf_init import load_image_weights
+
+            load_image_weights(self.model.vivit, image_init)
+        if init_from:  # e.g. stage 2 starts from the stage-1 export
+            from safetensors.torch import load_file
+
+            load_state_flexible(self.model, load_file(str(Path(init_from) / "model.safetensors")))
+        apply_tuning(self.model.vivit, **(tuning or {}))
+        self.generator: torch.Generator | None = None
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        t = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.model.cfg.text.max_length,
+                           return_tensors="pt")
+        return {"input_ids": t["input_ids"].to(self.device), "attention_mask": t["attention_mask"].to(self.device)}
+
+    def on_fit_start(self) -> None:
+        trainable, total = count_params(self.model)
+        self.print(f"parameters: {trainable:,} trainable / {total:,} total "
+                   f"({100 * trainable / max(total, 1):.1f}%)")
+        # masks differ per rank but are reproducible from the seed
+        self.generator = torch.Generator(device=self.device).manual_seed(self.hparams.seed + self.global_rank)
+
+    def training_step(self, batch, batch_idx):
+        batch = batch[0] if isinstance(batch, (tuple, list)) else batch
+        embeds, texts = [], []
+        if batch.get("video") is not None:
+            v = batch["video"]
+            embeds.append(self.model.video(v["video"], mask_ratio=self.hparams.mask_ratio, generator=self.generator,
+                                           **({"tube": True} if self.hparams.tube_mask else {})).embedding)
+            texts += v["text"]
+        if batch.get("image") is not None:
+            embeds.append(self.model.encode_image(batch["image"]["image"]))
+            texts += batch["image"]["text"]
+        t = self.model.encode_text(**self.tokenize(texts))
+        loss = self.model.loss(torch.cat(embeds), t)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(texts))
+        self.log("train/temperature", self.model.loss.temperature, batch_size=len(texts))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        v = self.model.encode_video(batch["video"])
+        t = self.model.encode_text(**self.tokenize(batch["text"]))
+        self._val.append((v.detach().cpu(), t.detach().cpu()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        from evals.metrics.retrieval import retrieval_scores
+
+        v = torch.nn.functional.normalize(torch.cat([x for x, _ in self._val]).float(), dim=-1)
+        t = torch.nn.functional.normalize(torch.cat([y for _, y in self._val]).float(), dim=-1)
+        self._val.clear()
+        r = retrieval_scores((t @ v.T).numpy())
+        self.log("val/t2v_R@1", r["t2v/R@1"], prog_bar=True)
+        self.log("val/v2t_R@1", r["v2t/R@1"])
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = min(self.hparams.warmup_steps, total // 2)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warm)) *
+                                                  0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _tokenizer(directory: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(directory, local_files_only=True)

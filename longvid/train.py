@@ -1,0 +1,87 @@
+"""`longvid-train`: contrastive pre-training of the video encoder, one command per recipe stage.
+
+    longvid-train experiment=stage1_short     # image -> short video (ShortViViT, 16 frames, all weights)
+    longvid-train experiment=eff_short        # the same with 75% masking (EffShortViViT)
+    longvid-train experiment=stage2_long      # short -> long (LongViViT, 128 frames, 75% mask, last 4 layers)
+    longvid-train experiment=imagevit         # the per-frame ImageViT baseline
+
+A run writes `<run_dir>/ckpt/` (Lightning checkpoints; a rerun resumes from last.ckpt) and, at the end,
+`<run_dir>/model/` (safetensors + config + tokenizer, loadable with `DualEncoder.from_pretrained`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    def synthetic_dir(cfg, root) -> str:
+        from evals.synthetic import SyntheticConfig, generate
+
+        return str(generate(SyntheticConfig(**cfg), root, progress=False))
+
+    if not OmegaConf.has_resolver("synthetic_dir"):
+        OmegaConf.register_new_resolver("synthetic_dir", synthetic_dir)
+
+
+def tokenizer_for(cfg, run_dir: Path) -> str:
+    """The tokenizer dir: the configured one, or one trained on the training captions (kept in the run)."""
+    from longvid.data.datasets import read_jsonl
+    from longvid.model.text import train_tokenizer
+
+    if cfg.tokenizer:
+        return str(cfg.tokenizer)
+    out = run_dir / "tokenizer"
+    if not (out / "tokenizer.json").exists():
+        texts = [d["text"] for f in (cfg.data.train, cfg.data.get("images")) if f for d in read_jsonl(f)]
+        train_tokenizer(texts, cfg.model.text.vocab_size, out)
+    return str(out)
+
+
+def train(cfg) -> Path:
+    import lightning as L
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+    from omegaconf import OmegaConf
+
+    from longvid.lit.contrastive import ContrastiveModule
+
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    data = instantiate(cfg.data)
+    module = ContrastiveModule(model=OmegaConf.to_container(cfg.model, resolve=True),
+                               tokenizer_dir=tokenizer_for(cfg, run_dir),
+                               tuning=OmegaConf.to_container(cfg.tuning, resolve=True),
+                               mask_ratio=cfg.mask_ratio, tube_mask=cfg.tube_mask, init_from=cfg.init_from,
+                               image_init=cfg.image_init, seed=cfg.seed, **cfg.optim)
+    ckpt = ModelCheckpoint(dirpath=run_dir / "ckpt", save_last=True, every_n_train_steps=cfg.checkpoint_every)
+    trainer = instantiate(cfg.trainer, default_root_dir=str(run_dir), callbacks=[ckpt],
+                          logger=CSVLogger(str(run_dir), name="logs"))
+    last = run_dir / "ckpt" / "last.ckpt"
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
+    out = run_dir / "model"
+    if trainer.is_global_zero:
+        module.model.save_pretrained(out, module.tokenizer)
+        print(f"saved {out}")
+    return out
+
+
+def main() -> None:
+    import hydra
+
+    from evals import config_dir
+
+    register_resolvers()
+
+    @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+    def _main(cfg) -> None:
+        train(cfg)
+
+    _main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The contrastive recipe end to end at tiny sizes: stage 1 -> export -> stage 2 from it; resume; DDP."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from evals import config_dir
+from longvid.model.dual import DualEncoder, load_tokenizer
+from longvid.train import register_resolvers, train
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["synthetic.n_train=8", "synthetic.n_val=4", "synthetic.n_test=2", "synthetic.max_duration=24",
+        "model.encoder.width=32", "model.encoder.depth=2", "model.encoder.heads=2", "model.encoder.mlp_dim=64",
+        "model.encoder.embed_dim=16", "model.encoder.image_size=32", "model.encoder.patch_size=16",
+        "model.text.hidden_size=32", "model.text.num_attention_heads=2", "model.text.intermediate_size=64",
+        "model.text.num_hidden_layers=1", "model.text.embed_dim=16", "model.text.vocab_size=120",
+        "data.batch_size=4", "data.image_batch_size=4", "trainer.log_every_n_steps=1",
+        "trainer.enable_progress_bar=false"]
+
+
+def cfg_for(overrides):
+    register_resolvers()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+@pytest.mark.slow
+def test_stage1_then_stage2_then_resume(tmp_path, capsys):
+    base = [f"paths.root={tmp_path}", *TINY]
+    out1 = train(cfg_for(base + ["experiment=stage1_short", "model.encoder.num_frames=8", "trainer.max_steps=3"]))
+    assert "trainable" in capsys.readouterr().out
+    model = DualEncoder.from_pretrained(out1).eval()
+    tok = load_tokenizer(out1)
+    assert model.cfg.encoder.num_frames == 8 and len(tok) <= 120
+    again = DualEncoder.from_pretrained(out1).eval()
+    v = torch.randn(2, 3, 8, 32, 32)
+    ids = tok(["a red square spins", "a blue circle grows"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(model.encode_video(v), again.encode_video(v))
+        assert torch.equal(model.encode_text(ids["input_ids"], ids["attention_mask"]),
+                           again.encode_text(ids["input_ids"], ids["attention_mask"]))
+    # stage 2 starts from stage 1: positions interpolated to more frames; only the last layer trains
+    out2 = train(cfg_for(base + ["experiment=stage2_long", "model.encoder.num_frames=16", "tuning.k=1",
+                                 "trainer.max_steps=2", f"init_from={out1}"]))
+    log = capsys.readouterr().out
+    trainable, total = [int(x.replace(",", "")) for x in log.split("parameters: ")[1].split(" total")[0]
+                        .replace(" trainable /", "").split()]
+    assert trainable < total / 2
+    long = DualEncoder.from_pretrained(out2)
+    assert long.video.pos_time.shape[0] == 8
+    s1 = DualEncoder.from_pretrained(out1)
+    assert torch.equal(long.video.blocks[0].attn.qkv.weight, s1.video.blocks[0].attn.qkv.weight)  # frozen
+    assert not torch.equal(long.video.blocks[1].attn.qkv.weight, s1.video.blocks[1].attn.qkv.weight)
+    # rerun: resumes from last.ckpt at max_steps, so nothing more is trained and the export is identical
+    before = (out2 / "model.safetensors").read_bytes()
+    train(cfg_for(base + ["experiment=stage2_long", "model.encoder.num_frames=16", "tuning.k=1",
+                          "trainer.max_steps=2", f"init_from={out1}"]))
+    assert (out2 / "model.safetensors").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path):
+    cmd = [sys.executable, "-m", "longvid.train", f"paths.root={tmp_path}", *TINY, "experiment=eff_short",
+           "model.encoder.num_frames=8", "trainer=ddp_cpu", "trainer.max_steps=2", "data.images=null"]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "world_size=2" in r.stderr or "distributed_backend=gloo" in r.stderr, r.stderr[-2000:]
+    assert (tmp_path / "outputs" / "train" / "eff_short" / "model" / "model.safetensors").exists()
