@@ -1,4 +1,4 @@
-"""Every YAML under configs/ composes, and every benchmark/system config instantiates."""
+"""Every YAML under configs/ composes, and every component config instantiates (at tiny sizes)."""
 from pathlib import Path
 
 import pytest
@@ -7,37 +7,62 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from evals import config_dir
+from longvid.train import register_resolvers
 
 CONFIGS = Path(config_dir())
-GROUPS = sorted(p.name for p in CONFIGS.iterdir() if p.is_dir())
+PRIMARY = {"benchmark": "compare", "system": "compare", "compare": "compare", "paths": "compare",
+           "video": "compare", "synthetic": "compare", "model": "train", "data": "train", "trainer": "train",
+           "experiment": "train"}
+TINY_SYN = ["synthetic.n_train=3", "synthetic.n_val=2", "synthetic.n_test=2", "synthetic.max_duration=20"]
 
 
 def options(group):
     return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("name", ["compare", "score"])
-def test_primary_configs_compose(name, tmp_path):
+def test_every_group_is_covered():
+    assert set(PRIMARY) == {p.name for p in CONFIGS.iterdir() if p.is_dir()}
+
+
+def load(primary, overrides):
+    register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose(name, overrides=[f"paths.root={tmp_path}"] + (["predictions=x"] if name == "score" else []))
+        return compose(primary, overrides=overrides)
+
+
+@pytest.mark.parametrize("name", ["compare", "score", "train", "retrieval"])
+def test_primary_configs_compose(name, tmp_path):
+    cfg = load(name, [f"paths.root={tmp_path}", *TINY_SYN] + {"score": ["predictions=x"], "retrieval": ["checkpoint=x"]}.get(name, []))
     OmegaConf.resolve(cfg)
 
 
-@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
-def test_every_group_option_composes(group, option, tmp_path):
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        if group in ("benchmark", "system"):
-            cfg = compose("compare", overrides=[f"paths.root={tmp_path}", f"+{group}@probe={option}"])
-            obj = instantiate(cfg.probe, **({"name": "probe"} if group == "system" else {}))
-            assert obj is not None
-        else:
-            cfg = compose("compare", overrides=[f"paths.root={tmp_path}", f"{group}={option}"])
-        OmegaConf.resolve(cfg)
+@pytest.mark.parametrize("group,option", [(g, o) for g in sorted(PRIMARY) for o in options(g)])
+def test_every_group_option_composes_and_instantiates(group, option, tmp_path):
+    base = [f"paths.root={tmp_path}", *TINY_SYN]
+    if group in ("benchmark", "system"):
+        cfg = load("compare", base + [f"+{group}@probe={option}"])
+        assert instantiate(cfg.probe, **({"name": "probe"} if group == "system" else {})) is not None
+        return
+    cfg = load(PRIMARY[group], base + [f"{group}={option}"])
+    OmegaConf.resolve(cfg)
+    if group == "model":
+        from longvid.model.dual import DualConfig, DualEncoder
+
+        d = OmegaConf.to_container(cfg.model)
+        d["encoder"].update(depth=1)
+        d["text"].update(num_hidden_layers=1)
+        assert DualEncoder(DualConfig.from_dict(d)) is not None
+    elif group == "data":
+        if "synthetic" in option:
+            dm = instantiate(cfg.data)
+            dm.setup("fit")
+            assert len(dm.train_set) > 0
+    elif group == "trainer" and option in ("cpu", "ddp_cpu"):
+        assert instantiate(cfg.trainer, logger=False, enable_checkpointing=False) is not None
 
 
 def test_synthetic_benchmark_configs_share_the_generator(tmp_path):
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("compare", overrides=[f"paths.root={tmp_path}", "synthetic.n_test=3"])
+    cfg = load("compare", [f"paths.root={tmp_path}", "synthetic.n_test=3"])
     a = instantiate(cfg.benchmarks.synthetic_summary)
     b = instantiate(cfg.benchmarks.synthetic_qa)
     assert a.config == b.config and a.config.n_test == 3

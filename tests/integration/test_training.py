@@ -71,3 +71,26 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "world_size=2" in r.stderr or "distributed_backend=gloo" in r.stderr, r.stderr[-2000:]
     assert (tmp_path / "outputs" / "train" / "eff_short" / "model" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_zero_shot_retrieval_of_a_saved_encoder(tmp_path):
+    from longvid.retrieval import evaluate_retrieval
+    from evals.synthetic import SyntheticBenchmark
+
+    base = [f"paths.root={tmp_path}", *TINY]
+    out = train(cfg_for(base + ["experiment=stage1_short", "model.encoder.num_frames=4", "trainer.max_steps=2"]))
+    model, tok = DualEncoder.from_pretrained(out), load_tokenizer(out)
+    samples = SyntheticBenchmark(str(tmp_path / "data" / "synthetic"), task="captioning", split="val",
+                                 generator=dict(n_train=8, n_val=4, n_test=2, max_duration=24)).load()
+    res = evaluate_retrieval(model, tok, samples, batch_size=4, progress=False)
+    assert res["n_videos"] == len(samples) and res["n_texts"] <= len(samples)
+    assert 0 <= res["t2v/R@1"] <= 100 and res["t2v/MdR"] >= 1
+    # the CLI path, untrained weights of the same architecture
+    r = subprocess.run([sys.executable, "-c", "from longvid.retrieval import main; main()", f"paths.root={tmp_path}",
+                        f"checkpoint={out}", "random_init=true", "benchmark=synthetic_captions", "benchmark.split=val",
+                        "synthetic.n_train=8", "synthetic.n_val=4", "synthetic.n_test=2", "synthetic.max_duration=24",
+                        f"out={tmp_path / 'r.json'}"], cwd=tmp_path, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "t2v/R@1" in (tmp_path / "r.json").read_text()

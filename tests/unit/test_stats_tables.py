@@ -82,3 +82,12 @@ def test_table_formats_and_deltas():
     assert len(csv.splitlines()) == 5 and "\\begin{tabular}" in tex and "new" in tex
     with pytest.raises(ValueError, match="reference"):
         build_table(scores, {"qa": ["accuracy"]}, "nope")
+
+
+def test_retrieval_with_shared_texts():
+    # text 0 describes videos 0 and 2; either counts as a hit
+    sim = np.array([[0.1, 0.0, 0.9], [0.0, 0.8, 0.1]])
+    r = retrieval_scores(sim, text_to_video=[[0, 2], [1]])
+    assert r["t2v/R@1"] == 100 and r["v2t/R@1"] == 100
+    with pytest.raises(ValueError):
+        retrieval_scores(sim, text_to_video=[[0], [1]])   # video 2 has no text
