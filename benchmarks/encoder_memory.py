@@ -25,6 +25,8 @@ Grid (ours): frames x mask ratio {0, 0.5, 0.75} x attention {joint, factorized} 
                      then receives no gradient).
 Peers at the same geometry, randomly initialised from configs (no downloads), attn_implementation="sdpa":
   vivit     transformers VivitModel, unmasked (its defaults: CLS token, hidden_act="gelu_fast", pooler);
+  vivit_gelu  the same with hidden_act="gelu" (the exact GELU we use): separates "our code" from "HF's
+            gelu_fast is a chain of elementwise ops that autograd saves one by one" (informational row);
   videomae  transformers VideoMAEModel with 75% random token masking through `bool_masked_pos`.
 
 How memory is measured (CPU has no allocator statistics like torch.cuda.max_memory_allocated):
@@ -41,7 +43,9 @@ the autograd graph holds at the end of the forward (read through the `_saved_*` 
 node; parameters and the input excluded), with a per-op breakdown in the CSV/JSON. For `last4_ckpt` that
 figure is not read (unpacking checkpointed tensors would trigger their recomputation).
 
-Time: median wall time of `--steps` steps after the warm-up and the memory step (fewer if a step is slow,
+Time: on a shared 2-core machine use one thread per child (--threads, chosen automatically from the load
+average): with two OpenMP threads every op waits at a barrier for a worker that another job descheduled.
+Median wall time of `--steps` steps after the warm-up and the memory step (fewer if a step is slow,
 see --budget). FLOPs: torch.utils.flop_counter.FlopCounterMode over the warm-up step, with the CPU flash
 attention ops registered (torch does not count `_scaled_dot_product_flash_attention_for_cpu`); these are
 executed FLOPs (checkpoint recomputation included, masked-out attention scores included). Peak: the best
@@ -170,8 +174,9 @@ def build(spec: dict):
         common = dict(image_size=S, hidden_size=GEOM["width"], num_hidden_layers=GEOM["depth"],
                       num_attention_heads=GEOM["heads"], intermediate_size=GEOM["mlp_dim"], num_frames=F)
         t, p = GEOM["tubelet_frames"], GEOM["patch_size"]
-        if model_name == "vivit":
-            cfg = transformers.VivitConfig(tubelet_size=[t, p, p], **common)
+        if model_name.startswith("vivit"):
+            act = {"vivit": {}, "vivit_gelu": {"hidden_act": "gelu"}}[model_name]
+            cfg = transformers.VivitConfig(tubelet_size=[t, p, p], **common, **act)
             model = transformers.VivitModel._from_config(cfg, attn_implementation="sdpa")
         else:
             cfg = transformers.VideoMAEConfig(patch_size=p, tubelet_size=t, **common)
@@ -214,6 +219,8 @@ def child(spec: dict) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
     torch.manual_seed(0)
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
     res = dict(spec, threads=torch.get_num_threads())
     model, video, step, info, exclude = build(spec)
     res.update(info)
@@ -252,9 +259,11 @@ def child(spec: dict) -> dict:
     return res
 
 
-def peak_child(quick: bool) -> dict:
+def peak_child(quick: bool, threads: int) -> dict:
     """Best fp32 matmul GFLOP/s (4096^3), GEMMs at the model's shapes, CPU flash-attention fwd+bwd."""
     import torch
+    if threads:
+        torch.set_num_threads(threads)
     import torch.nn.functional as F
     from torch.profiler import profile
     from torch.utils.flop_counter import FlopCounterMode
@@ -319,7 +328,7 @@ def run_child(args_list: list[str], timeout: float) -> tuple[dict | None, str]:
     return None, (p.stderr.strip().splitlines() or ["no output"])[-1][:300]
 
 
-def grid(frames, tunings, peers, steps, budget) -> list[dict]:
+def grid(frames, tunings, peers, steps, budget, threads) -> list[dict]:
     specs = []
     for f in frames:
         for att in ATTENTIONS:
@@ -328,9 +337,10 @@ def grid(frames, tunings, peers, steps, budget) -> list[dict]:
                     specs.append(dict(model="ours", frames=f, mask=m, attention=att, tuning=t))
         if peers:
             specs += [dict(model="vivit", frames=f, mask=0.0, attention="joint", tuning="full"),
+                      dict(model="vivit_gelu", frames=f, mask=0.0, attention="joint", tuning="full"),
                       dict(model="videomae", frames=f, mask=PEER_MASK, attention="joint", tuning="full")]
     for s in specs:
-        s.update(steps=steps, budget=budget)
+        s.update(steps=steps, budget=budget, threads=threads)
     return specs
 
 
@@ -374,6 +384,10 @@ def targets(rows, F, peak) -> list[str]:
     vmae = find(rows, model="videomae", frames=F)
     check(f"[{F}f] unmasked joint vs VivitModel: step time", ours0, vivit, "step_s", 0.95)
     check(f"[{F}f] unmasked joint vs VivitModel: activation memory", ours0, vivit, "act_peak_MB", 0.45)
+    vg = find(rows, model="vivit_gelu", frames=F)
+    if ours0 and vg:
+        out.append(f"INFO  [{F}f] unmasked joint vs VivitModel(hidden_act='gelu'): time "
+                   f"{ours0['step_s'] / vg['step_s']:.3f}, activation memory {ours0['act_peak_MB'] / vg['act_peak_MB']:.3f}")
     check(f"[{F}f] 75% joint vs VideoMAEModel 75%: step time", ours75, vmae, "step_s", 1.0)
     check(f"[{F}f] 75% joint vs VideoMAEModel 75%: activation memory", ours75, vmae, "act_peak_MB", 0.9)
     for m in (0.0, 0.75):
@@ -405,7 +419,7 @@ def plot(rows, path: Path) -> None:
             style = "-o" if att == "joint" else "--s"
             line(axes[0], sel, f"ours {att} mask {m}", "act_peak_MB", style)
             line(axes[2], sel, f"ours {att} mask {m}", "step_s", style)
-    for peer, m in (("vivit", 0.0), ("videomae", PEER_MASK)):
+    for peer, m in (("vivit", 0.0), ("vivit_gelu", 0.0), ("videomae", PEER_MASK)):
         for ax, key in ((axes[0], "act_peak_MB"), (axes[2], "step_s")):
             line(ax, lambda r, peer=peer: r["model"] == peer, f"HF {peer} mask {m}", key, ":^")
     for t in TUNINGS:
@@ -435,6 +449,10 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true", help="skip the HF VivitModel / VideoMAEModel rows")
     ap.add_argument("--skip", nargs="*", default=[], help="glob(s) on config names to skip, e.g. "
                     "'ours/factorized/m0.0/*/f128' (names: ours/<attn>/m<mask>/<tuning>/f<F>, vivit/m0.0/f<F>)")
+    ap.add_argument("--threads", type=int, default=-1, help="torch threads per child: 0 = torch default, "
+                    "-1 (default) = 1 if the 1-min load average is >= 1 (other jobs share the cores: a 2-thread op "
+                    "then waits for a descheduled OpenMP worker at every barrier, which inflated steps 3x here) "
+                    "else torch default")
     ap.add_argument("--timeout", type=float, default=900.0, help="kill a config's child after this many s")
     ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "benchmarks")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -444,16 +462,19 @@ def main() -> None:
         print("RESULT " + json.dumps(child(json.loads(args.child))), flush=True)
         return
     if args.peak_child:
-        print("RESULT " + json.dumps(peak_child(args.quick)), flush=True)
+        print("RESULT " + json.dumps(peak_child(args.quick, args.threads)), flush=True)
         return
 
     frames = args.frames or ([16, 32] if args.quick else [16, 32, 64, 128])
     steps = args.steps or (2 if args.quick else 3)
-    specs = grid(frames, args.tunings, not args.no_peers, steps, args.budget)
+    load = os.getloadavg()[0]
+    threads = args.threads if args.threads >= 0 else (1 if load >= 1.0 else 0)
+    specs = grid(frames, args.tunings, not args.no_peers, steps, args.budget, threads)
     t_start = time.perf_counter()
     print(f"encoder memory benchmark: {len(specs)} configs, frames {frames}, {steps} timed steps, "
-          f"load average {os.getloadavg()[0]:.1f} (2 cores: higher means noisy timings)", flush=True)
-    peak_res, err = run_child(["--peak-child"] + (["--quick"] if args.quick else []), args.timeout)
+          f"threads {threads or 'torch default'}, load average {load:.1f} on {os.cpu_count()} cores", flush=True)
+    peak_res, err = run_child(["--peak-child", "--threads", str(threads)] + (["--quick"] if args.quick else []),
+                              args.timeout)
     peak = peak_res["matmul_4096_gflops"] if peak_res else None
     if peak_res:
         print(f"fp32 matmul peak (4096^3, {peak_res['threads']} threads): {peak:.1f} GFLOP/s")
