@@ -99,6 +99,8 @@ def test_resample_functions_recompute_corpus_values(both):
     full = np.arange(n)
     for name in BLEU + ("CIDEr",):
         assert ours[name].info["resample"](full) == pytest.approx(ours[name].value, abs=1e-12), name
+    np.testing.assert_allclose(ours["CIDEr"].info["resample"].item_scores(np.ones(n)),
+                               list(ours["CIDEr"].per_item.values()), atol=1e-9)
     # a resample with repeats equals a direct call on the duplicated corpus
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
