@@ -45,7 +45,9 @@ figure is not read (unpacking checkpointed tensors would trigger their recomputa
 
 Time: on a shared 2-core machine use one thread per child (--threads, chosen automatically from the load
 average): with two OpenMP threads every op waits at a barrier for a worker that another job descheduled.
-Median wall time of `--steps` steps after the warm-up and the memory step (fewer if a step is slow,
+With one thread, step time is the process CPU time (time.process_time: not charged while other jobs hold
+the core; still perturbed by their cache traffic), otherwise wall time; wall time is kept as step_wall_s.
+Median of `--steps` steps after the warm-up and the memory step (fewer if a step is slow,
 see --budget). FLOPs: torch.utils.flop_counter.FlopCounterMode over the warm-up step, with the CPU flash
 attention ops registered (torch does not count `_scaled_dot_product_flash_attention_for_cpu`); these are
 executed FLOPs (checkpoint recomputation included, masked-out attention scores included). Peak: the best
@@ -116,7 +118,7 @@ def _saved_bytes(root, exclude: set[int]) -> dict[str, int]:
             continue
         seen_nodes.add(fn)
         for attr in dir(fn):
-            if not attr.startswith("_saved_"):
+            if not (attr.startswith("_saved_") or attr == "saved_tensors"):   # built-in ops | custom Functions
                 continue
             try:
                 val = getattr(fn, attr)
@@ -133,6 +135,57 @@ def _saved_bytes(root, exclude: set[int]) -> dict[str, int]:
     return by_op
 
 
+def apply_proposed_fixes(model) -> None:
+    """The changes this benchmark suggests for encoder.py / layers.py, applied to one model instance so their
+    effect can be measured before anyone edits the code (the "ours_fixed" rows):
+      1. contiguous residual stream: the unmasked path feeds the blocks a (B, L, D) view of the permuted
+         Conv3d output with strides (L*D, 1, L); every block keeps that layout, so each LayerNorm copies
+         its input (forward and backward) and saves the strided input;
+      2. q, k, v = qkv.unbind(0) instead of qkv[0], qkv[1], qkv[2] (three SelectBackward nodes each
+         allocating a zero tensor of the full qkv size in backward);
+      3. fc2(gelu(h)) as one autograd Function that saves h only and recomputes gelu(h) in backward (the
+         MLP hidden is 4x the width, so its two saved copies are half of a block's activations)."""
+    import types
+    import torch
+    import torch.nn.functional as F
+
+    class GeluLinear(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, h, w, b):
+            ctx.save_for_backward(h, w)
+            return F.linear(F.gelu(h), w, b)
+
+        @staticmethod
+        def backward(ctx, gy):
+            h, w = ctx.saved_tensors
+            gh = gw = gb = None
+            if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+                gy2 = gy.reshape(-1, gy.shape[-1])
+                gw = gy2.T @ F.gelu(h).reshape(-1, h.shape[-1])       # recomputed, then freed
+                gb = gy2.sum(0)
+            if ctx.needs_input_grad[0]:
+                gh = torch.ops.aten.gelu_backward(gy @ w, h)
+            return gh, gw, gb
+
+    def attn_forward(self, x, groups=None):
+        B, L, D = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        mask = None if groups is None else (groups[:, None, :, None] == groups[:, None, None, :])
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, L, D))
+
+    def mlp_forward(self, x):
+        assert self.drop.p == 0
+        return GeluLinear.apply(self.fc1(x), self.fc2.weight, self.fc2.bias)
+
+    model.blocks[0].register_forward_pre_hook(lambda m, args: (args[0].contiguous(), *args[1:]))
+    for blk in model.blocks:
+        for a in (blk.attn, getattr(blk, "attn_t", None)):
+            if a is not None:
+                a.forward = types.MethodType(attn_forward, a)
+        blk.mlp.forward = types.MethodType(mlp_forward, blk.mlp)
+
+
 def build(spec: dict):
     """(model, input, step_fn(seed, on_graph=None) -> None, info)."""
     import torch
@@ -141,9 +194,11 @@ def build(spec: dict):
     F, model_name = spec["frames"], spec["model"]
     S = GEOM["image_size"]
     g = torch.Generator().manual_seed(0)
-    if model_name == "ours":
+    if model_name in ("ours", "ours_fixed"):
         from longvid.model.encoder import EncoderConfig, VideoEncoder
         model = VideoEncoder(EncoderConfig(**GEOM, num_frames=F, attention=spec["attention"])).train()
+        if model_name == "ours_fixed":
+            apply_proposed_fixes(model)
         video = torch.randn(BATCH, 3, F, S, S, generator=g)
         tuning = spec["tuning"]
         for p in model.parameters():
@@ -249,12 +304,16 @@ def child(spec: dict) -> dict:
     t_mem = time.perf_counter() - t0
     res.update(baseline_MB=base, act_peak_MB=_status_mb("VmHWM") - base, mem_step_s=t_mem)
     n = max(1, min(spec["steps"], int(spec["budget"] // max(t_mem, 1e-3))))
-    times = []
+    clock = time.process_time if res["threads"] == 1 else time.perf_counter   # see "Time" in the docstring
+    times, walls = [], []
     for i in range(n):
-        t0 = time.perf_counter()
+        t0, w0 = clock(), time.perf_counter()
         step(2 + i)
-        times.append(time.perf_counter() - t0)
-    res.update(step_s=statistics.median(times), steps_timed=n, loadavg=os.getloadavg()[0])
+        times.append(clock() - t0)
+        walls.append(time.perf_counter() - w0)
+    res.update(step_s=statistics.median(times), step_min_s=min(times), step_wall_s=statistics.median(walls),
+               clock="process" if clock is time.process_time else "wall", steps_timed=n,
+               loadavg=os.getloadavg()[0])
     res["gflops"] = res["gflop"] / res["step_s"]
     return res
 
@@ -269,19 +328,23 @@ def peak_child(quick: bool, threads: int) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
     res = {"threads": torch.get_num_threads()}
 
+    clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
+
     def bench(fn, flops, reps, min_s):
         fn()
         best, t_all, k = float("inf"), time.perf_counter(), 0
         while k < reps or time.perf_counter() - t_all < min_s:
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            best, k = min(best, time.perf_counter() - t0), k + 1
+            best, k = min(best, clock() - t0), k + 1
         return flops / best / 1e9
 
-    n = 4096
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    c = torch.empty(n, n)
-    res["matmul_4096_gflops"] = bench(lambda: torch.matmul(a, b, out=c), 2 * n ** 3, 3, 3 if quick else 8)
+    res["matmul_gflops"] = {}
+    for n in (1024, 2048, 4096):                 # short calls are less likely to be preempted on a busy box
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        c = torch.empty(n, n)
+        res["matmul_gflops"][n] = bench(lambda: torch.matmul(a, b, out=c), 2 * n ** 3, 3, 2 if quick else 5)
+    res["matmul_peak_gflops"] = max(res["matmul_gflops"].values())
     D, Hm, M = GEOM["width"], GEOM["mlp_dim"], BATCH * 64 * 49   # tokens at 128 frames, unmasked
     gemms = {"qkv (M,192)x(192,576)": (M, D, 3 * D), "fc1 (M,192)x(192,768)": (M, D, Hm),
              "fc2 (M,768)x(768,192)": (M, Hm, D)}
@@ -309,7 +372,7 @@ def peak_child(quick: bool, threads: int) -> dict:
 
 # ---------------------------------------------------------------------------------------------- parent side
 def name_of(s: dict) -> str:
-    if s["model"] == "ours":
+    if s["model"].startswith("ours"):
         return f"ours/{s['attention']}/m{s['mask']}/{s['tuning']}/f{s['frames']}"
     return f"{s['model']}/m{s['mask']}/f{s['frames']}"
 
@@ -328,13 +391,15 @@ def run_child(args_list: list[str], timeout: float) -> tuple[dict | None, str]:
     return None, (p.stderr.strip().splitlines() or ["no output"])[-1][:300]
 
 
-def grid(frames, tunings, peers, steps, budget, threads) -> list[dict]:
+def grid(frames, tunings, peers, fixes, steps, budget, threads) -> list[dict]:
     specs = []
     for f in frames:
         for att in ATTENTIONS:
             for m in MASKS:
                 for t in tunings:
                     specs.append(dict(model="ours", frames=f, mask=m, attention=att, tuning=t))
+        if fixes:
+            specs += [dict(model="ours_fixed", frames=f, mask=m, attention="joint", tuning="full") for m in (0.0, 0.75)]
         if peers:
             specs += [dict(model="vivit", frames=f, mask=0.0, attention="joint", tuning="full"),
                       dict(model="vivit_gelu", frames=f, mask=0.0, attention="joint", tuning="full"),
@@ -447,6 +512,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=45.0, help="max seconds of timed steps per config")
     ap.add_argument("--tunings", nargs="+", default=list(TUNINGS), choices=TUNINGS)
     ap.add_argument("--no-peers", action="store_true", help="skip the HF VivitModel / VideoMAEModel rows")
+    ap.add_argument("--no-fixes", action="store_true", help="skip the ours_fixed rows (proposed code changes)")
     ap.add_argument("--skip", nargs="*", default=[], help="glob(s) on config names to skip, e.g. "
                     "'ours/factorized/m0.0/*/f128' (names: ours/<attn>/m<mask>/<tuning>/f<F>, vivit/m0.0/f<F>)")
     ap.add_argument("--threads", type=int, default=-1, help="torch threads per child: 0 = torch default, "
@@ -469,15 +535,16 @@ def main() -> None:
     steps = args.steps or (2 if args.quick else 3)
     load = os.getloadavg()[0]
     threads = args.threads if args.threads >= 0 else (1 if load >= 1.0 else 0)
-    specs = grid(frames, args.tunings, not args.no_peers, steps, args.budget, threads)
+    specs = grid(frames, args.tunings, not args.no_peers, not args.no_fixes, steps, args.budget, threads)
     t_start = time.perf_counter()
     print(f"encoder memory benchmark: {len(specs)} configs, frames {frames}, {steps} timed steps, "
           f"threads {threads or 'torch default'}, load average {load:.1f} on {os.cpu_count()} cores", flush=True)
     peak_res, err = run_child(["--peak-child", "--threads", str(threads)] + (["--quick"] if args.quick else []),
                               args.timeout)
-    peak = peak_res["matmul_4096_gflops"] if peak_res else None
+    peak = peak_res["matmul_peak_gflops"] if peak_res else None
     if peak_res:
-        print(f"fp32 matmul peak (4096^3, {peak_res['threads']} threads): {peak:.1f} GFLOP/s")
+        print(f"fp32 matmul peak ({peak_res['threads']} threads): {peak:.1f} GFLOP/s (n^3 for n = "
+              + ", ".join(f"{n}: {v:.1f}" for n, v in peak_res["matmul_gflops"].items()) + ")")
         for k, v in peak_res["gemm_gflops"].items():
             print(f"  GEMM {k}: {v:.1f} GFLOP/s ({v / peak:.0%} of peak)")
         for k, v in peak_res["sdpa"].items():

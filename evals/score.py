@@ -6,24 +6,16 @@ import json
 import math
 from pathlib import Path
 
+from evals.benchmarks.base import iter_jsonl
 from evals.contracts import Prediction
 from evals.scoring import score
 
 
 def read_external(path: str | Path, system: str = "external") -> dict[str, Prediction]:
     """uid -> Prediction from lines {"uid", "text"?, "choice"?}. Errors name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"predictions file not found: {path}")
     out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: line {n}: invalid JSON ({e.msg})") from e
-        if not isinstance(d, dict) or "uid" not in d:
+    for n, d in iter_jsonl(path, "predictions file"):
+        if "uid" not in d:
             raise ValueError(f"{path}: line {n}: expected an object with a 'uid'")
         choice = d.get("choice")
         if choice is not None and (isinstance(choice, bool) or not isinstance(choice, int)):

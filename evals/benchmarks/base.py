@@ -28,6 +28,23 @@ def read_json(path: str | os.PathLike) -> Any:
         raise AnnotationError(path, f"line {e.lineno} column {e.colno}", f"invalid JSON ({e.msg})") from e
 
 
+def iter_jsonl(path: str | os.PathLike, what: str = "file"):
+    """(line number, object) for every non-blank line of a jsonlines file; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise AnnotationError(path, f"line {n}", f"invalid JSON ({e.msg})") from e
+        if not isinstance(d, dict):
+            raise AnnotationError(path, f"line {n}", "expected a JSON object")
+        yield n, d
+
+
 def require(d: Any, key: str, file, where: str, types: type | tuple = object) -> Any:
     """d[key], or an AnnotationError naming the file, the item and the key."""
     if not isinstance(d, dict):

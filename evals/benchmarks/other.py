@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver,
-                                   check_unique, read_json, require)
+                                   check_unique, iter_jsonl, read_json, require)
 from evals.contracts import CAPTIONING, MCQA, RETRIEVAL, TASKS, Sample, Segment
 
 
@@ -73,20 +73,10 @@ class JsonlBenchmark(Benchmark):
         self.resolve = VideoResolver(video_root, video_patterns)
 
     def load(self) -> list[Sample]:
-        import json
-
         f = Path(self.file)
-        if not f.is_file():
-            raise FileNotFoundError(f"annotation file not found: {f}")
         out = []
-        for line_no, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
+        for line_no, d in iter_jsonl(f, "annotation file"):
             where = f"line {line_no}"
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise AnnotationError(f, where, f"invalid JSON ({e.msg})") from e
             task = d.get("task", self.task)
             if task != self.task:
                 raise AnnotationError(f, where, f"task {task!r} but the benchmark is {self.task!r}")

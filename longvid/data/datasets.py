@@ -5,7 +5,6 @@ Lines: `{"video": <path relative to root>, "text": ..., "start"?: s, "end"?: s}`
 `pretrain/<split>/{clips,videos,frames}.jsonl` are in this form."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from evals.benchmarks.base import iter_jsonl
 from longvid.data.video import VideoSampling, read_frames
 
 MEAN, STD = 0.5, 0.5  # frames are mapped to [-1, 1]
@@ -32,18 +32,9 @@ def fixed_length(frames: np.ndarray, n: int) -> np.ndarray:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pairs file not found: {path}")
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: line {n}: invalid JSON ({e.msg})") from e
-        if not isinstance(d, dict) or "video" not in d or not isinstance(d.get("text"), str):
+    for n, d in iter_jsonl(path, "pairs file"):
+        if "video" not in d or not isinstance(d.get("text"), str):
             raise ValueError(f"{path}: line {n}: needs 'video' and a string 'text'")
         out.append(d)
     if not out:
