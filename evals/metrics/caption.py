@@ -177,6 +177,26 @@ class _CiderResampler:
         return float((w * self.item_scores(w)).sum() / w.sum())
 
 
+class _Lazy:
+    """Builds the resampler on first use: plain scoring never pays for bootstrap statistics."""
+
+    def __init__(self, build):
+        self._build, self._obj = build, None
+
+    def _get(self):
+        if self._obj is None:
+            self._obj = self._build()
+        return self._obj
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._get(), name)
+
+    def __call__(self, idx):
+        return self._get()(idx)
+
+
 def caption_scores(references: Mapping[str, Sequence[str]], predictions: Mapping[str, str],
                    metrics: Sequence[str] = DEFAULT, meteor_timeout: float = 600.0
                    ) -> dict[str, MetricResult]:
@@ -231,7 +251,7 @@ def caption_scores(references: Mapping[str, Sequence[str]], predictions: Mapping
         from pycocoevalcap.cider.cider import Cider
 
         value, per = Cider().compute_score(gts, res)
-        put("CIDEr", value, per, resample=_CiderResampler(gts, res, order))
+        put("CIDEr", value, per, resample=_Lazy(lambda: _CiderResampler(gts, res, order)))
     if "SPICE" in metrics:
         reason = spice_status()
         if reason is None:
