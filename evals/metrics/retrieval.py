@@ -43,3 +43,12 @@ def retrieval_scores(sim, text_to_video: Sequence[int | Sequence[int]] | None = 
             out[f"{direction}/R@{k}"] = float(np.mean(ranks <= k) * 100)
         out[f"{direction}/MdR"] = float(np.median(ranks))
     return out
+
+
+def shared_text_positives(texts: Sequence[str]) -> list[list[int]]:
+    """For paired items (text i describes video i): the videos each text describes, counting every item
+    whose text is identical (e.g. one sentence shared by several clips) — pass as `text_to_video`."""
+    by_text: dict[str, list[int]] = {}
+    for i, t in enumerate(texts):
+        by_text.setdefault(t, []).append(i)
+    return [by_text[t] for t in texts]

@@ -65,7 +65,7 @@ class ContrastiveModule(L.LightningModule):
             load_state_flexible(self.model, load_file(str(Path(init_from) / "model.safetensors")))
         apply_tuning(self.model.vivit, **(tuning or {}))
         self.generator: torch.Generator | None = None
-        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._val: list[tuple[torch.Tensor, torch.Tensor, list[str]]] = []
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         t = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.model.cfg.text.max_length,
@@ -99,17 +99,18 @@ class ContrastiveModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         v = self.model.encode_video(batch["video"])
         t = self.model.encode_text(**self.tokenize(batch["text"]))
-        self._val.append((v.detach().cpu(), t.detach().cpu()))
+        self._val.append((v.detach().cpu(), t.detach().cpu(), list(batch["text"])))
 
     def on_validation_epoch_end(self) -> None:
         if not self._val:
             return
-        from evals.metrics.retrieval import retrieval_scores
+        from evals.metrics.retrieval import retrieval_scores, shared_text_positives
 
-        v = torch.nn.functional.normalize(torch.cat([x for x, _ in self._val]).float(), dim=-1)
-        t = torch.nn.functional.normalize(torch.cat([y for _, y in self._val]).float(), dim=-1)
+        v = torch.nn.functional.normalize(torch.cat([x for x, _, _ in self._val]).float(), dim=-1)
+        t = torch.nn.functional.normalize(torch.cat([y for _, y, _ in self._val]).float(), dim=-1)
+        texts = [s for _, _, b in self._val for s in b]
         self._val.clear()
-        r = retrieval_scores((t @ v.T).numpy())
+        r = retrieval_scores((t @ v.T).numpy(), shared_text_positives(texts))
         self.log("val/t2v_R@1", r["t2v/R@1"], prog_bar=True)
         self.log("val/v2t_R@1", r["v2t/R@1"])
 

@@ -91,3 +91,9 @@ def test_retrieval_with_shared_texts():
     assert r["t2v/R@1"] == 100 and r["v2t/R@1"] == 100
     with pytest.raises(ValueError):
         retrieval_scores(sim, text_to_video=[[0], [1]])   # video 2 has no text
+
+
+def test_shared_text_positives():
+    from evals.metrics.retrieval import shared_text_positives
+
+    assert shared_text_positives(["a", "b", "a"]) == [[0, 2], [1], [0, 2]]
