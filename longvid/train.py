@@ -25,12 +25,15 @@ def register_resolvers() -> None:
 
 
 def tokenizer_for(cfg, run_dir: Path) -> str:
-    """The tokenizer dir: the configured one, or one trained on the training captions (kept in the run)."""
+    """The tokenizer dir: the configured one, the one of the model this run starts from, or one trained on
+    the training captions (kept in the run)."""
     from longvid.data.datasets import read_jsonl
     from longvid.model.text import train_tokenizer
 
     if cfg.tokenizer:
         return str(cfg.tokenizer)
+    if cfg.init_from:
+        return str(Path(cfg.init_from) / "tokenizer")
     out = run_dir / "tokenizer"
     if not (out / "tokenizer.json").exists():
         texts = [d["text"] for f in (cfg.data.train, cfg.data.get("images")) if f for d in read_jsonl(f)]

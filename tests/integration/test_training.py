@@ -52,6 +52,7 @@ def test_stage1_then_stage2_then_resume(tmp_path, capsys):
     assert trainable < total / 2
     long = DualEncoder.from_pretrained(out2)
     assert long.video.pos_time.shape[0] == 8
+    assert load_tokenizer(out2).get_vocab() == tok.get_vocab()   # stage 2 keeps stage 1's tokenizer
     s1 = DualEncoder.from_pretrained(out1)
     assert torch.equal(long.video.blocks[0].attn.qkv.weight, s1.video.blocks[0].attn.qkv.weight)  # frozen
     assert not torch.equal(long.video.blocks[1].attn.qkv.weight, s1.video.blocks[1].attn.qkv.weight)
