@@ -29,6 +29,28 @@ class Attention(nn.Module):
         return self.proj(y.transpose(1, 2).reshape(B, L, D))  # (B, L, D)
 
 
+class CrossAttention(nn.Module):
+    """Multi-head attention of queries x (B, L, D) over a context (B, M, D) through SDPA;
+    `mask` (B, M) bool, True = may be attended to."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.q, self.kv = nn.Linear(dim, dim, bias=False), nn.Linear(dim, 2 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, L, D = x.shape
+        M, h = ctx.shape[1], self.heads
+        q = self.q(x).view(B, L, h, D // h).transpose(1, 2)                      # (B, h, L, d)
+        k, v = self.kv(ctx).view(B, M, 2, h, D // h).permute(2, 0, 3, 1, 4)     # 2 x (B, h, M, d)
+        m = None if mask is None else mask[:, None, None, :]                     # (B, 1, 1, M)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=m)                # (B, h, L, d)
+        return self.proj(y.transpose(1, 2).reshape(B, L, D))                    # (B, L, D)
+
+
 def reference_attention(attn: Attention, x: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
     """The same computation written out (softmax(QK^T / sqrt(d)) V), for equivalence tests."""
     B, L, D = x.shape

@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from longvid.model.layers import CrossAttention
 
 CONFIG, WEIGHTS = "v2t_config.json", "v2t.safetensors"
 
@@ -51,28 +52,6 @@ def time_pool(tokens: torch.Tensor, s_ids: torch.Tensor, n_space: int) -> tuple[
     sums = tokens.new_zeros(B, n_space, D).scatter_add_(1, s_ids[..., None].expand(-1, -1, D), tokens)
     counts = tokens.new_zeros(B, n_space).scatter_add_(1, s_ids, tokens.new_ones(B, K))  # (B, N)
     return sums / counts.clamp(min=1)[..., None], counts > 0
-
-
-class CrossAttention(nn.Module):
-    """Multi-head attention of queries x (B, L, D) over a context (B, M, D) through SDPA;
-    `mask` (B, M) bool, True = may be attended to."""
-
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"width {dim} is not divisible by {heads} heads")
-        self.heads = heads
-        self.q, self.kv = nn.Linear(dim, dim, bias=False), nn.Linear(dim, 2 * dim, bias=False)
-        self.proj = nn.Linear(dim, dim, bias=False)
-
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        B, L, D = x.shape
-        M, h = ctx.shape[1], self.heads
-        q = self.q(x).view(B, L, h, D // h).transpose(1, 2)                      # (B, h, L, d)
-        k, v = self.kv(ctx).view(B, M, 2, h, D // h).permute(2, 0, 3, 1, 4)     # 2 x (B, h, M, d)
-        m = None if mask is None else mask[:, None, None, :]                     # (B, 1, 1, M)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=m)                # (B, h, L, d)
-        return self.proj(y.transpose(1, 2).reshape(B, L, D))                    # (B, L, D)
 
 
 def feed_forward(dim: int, mult: int) -> nn.Sequential:
