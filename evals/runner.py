@@ -36,11 +36,13 @@ def predict_all(system, samples: Sequence[Sample], store: PredictionStore, batch
     that raises is retried item by item, so one bad item costs only itself."""
     from tqdm import tqdm
 
-    todo = [s for s in samples if s.uid not in store.done()]
+    done = store.done()
+    todo = [s for s in samples if s.uid not in done]
     with tqdm(total=len(samples), initial=len(samples) - len(todo), desc=f"{system.name}",
               unit="item", disable=not progress, file=sys.stderr) as bar:
         pre = [_failure(s, system.name, broken[s.uid]) for s in todo if s.uid in broken]
-        store.append(pre)
+        # an unchanged failure (e.g. the same missing video on a rerun) is not written again
+        store.append([p for p in pre if getattr(store.predictions.get(p.uid), "failure", None) != p.failure])
         bar.update(len(pre))
         runnable = [s for s in todo if s.uid not in broken]
         for batch in _batches(runnable, batch_size):

@@ -106,8 +106,11 @@ def test_bad_videos_and_system_errors_are_recorded_per_item(tmp_path):
     res = run_compare(cfg_for(ov))
     fails = {s: {p.uid for p in ps} for (_, s), ps in res["failures"].items()}
     assert "good2" not in fails["echo"] and len(fails["echo"]) == 4
-    preds = read_predictions(tmp_path / "out" / "items" / "echo" / "predictions.jsonl")
+    path = tmp_path / "out" / "items" / "echo" / "predictions.jsonl"
+    preds = read_predictions(path)
     assert preds["good2"].failure is None and preds["good2"].choice is not None
+    lines = [json.loads(l)["uid"] for l in path.read_text().splitlines()]
+    assert lines.count("missing") == 1 and lines.count("good2") == 2   # unchanged failures not rewritten
 
 
 def test_changed_config_refuses_to_mix_predictions(tmp_path):

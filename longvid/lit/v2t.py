@@ -1,0 +1,205 @@
+"""Lightning side of the video-to-text model: a data module of (video, prompt, target) examples for
+summarization / captioning / multiple choice read from any benchmark loader of the evaluation layer, and a
+module that trains the connector of a `VideoToText` built from plain configs (so `load_from_checkpoint`
+works) with the LM's captioning loss on the target tokens.
+
+Checkpoints hold only the trainable tensors (and their optimizer state): the frozen encoder and LM are
+referenced by path in the hyper-parameters and loaded from there."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from evals.contracts import Sample
+from longvid.data.v2t import Prompts, V2T_TASKS, encoder_geometry, load_samples, sample_span, video_tensor
+from longvid.data.video import VideoSampling, read_frames
+from longvid.model.encoder import count_params
+from longvid.model.v2t import V2TConfig, VideoToText, caption_batch
+
+
+@dataclass(frozen=True)
+class Example:
+    sample: Sample
+    target: str
+
+
+class V2TDataset(Dataset):
+    """One example per (sample, target): frames of the sample's span -> the encoder's input, plus the sample
+    (for the prompt) and the target text. Samples without a video file or without a target are skipped."""
+
+    def __init__(self, samples: list[Sample], num_frames: int, size: int, fps: float = 1.0):
+        import os
+
+        self.num_frames, self.size = num_frames, size
+        self.sampling = VideoSampling(fps=fps, max_frames=num_frames, height=size, width=size)
+        usable = [s for s in samples if s.video and os.path.isfile(s.video)]
+        self.skipped_no_video = len(samples) - len(usable)
+        self.items = [Example(s, t) for s in usable for t in Prompts.targets(s)]
+        self.skipped_no_target = sum(1 for s in usable if not Prompts.targets(s))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        ex = self.items[i]
+        start, end = sample_span(ex.sample)
+        f = read_frames(ex.sample.video, self.sampling, start, end)
+        return {"video": video_tensor(f.array, self.num_frames, self.size), "sample": ex.sample,
+                "target": ex.target}
+
+
+def collate(items: list[dict]) -> dict:
+    return {"video": torch.stack([d["video"] for d in items]), "sample": [d["sample"] for d in items],
+            "target": [d["target"] for d in items]}
+
+
+class V2TDataModule(L.LightningDataModule):
+    """`train` / `val`: benchmark configs (Hydra `_target_` dicts, e.g. `evals.synthetic.SyntheticBenchmark`
+    with `split: train`, or `evals.benchmarks.dense.YouCook2` on the official file) or benchmark objects.
+    Frame count and size default to the encoder's (`encoder_path`); frames are sampled at `fps` (at most
+    `num_frames`, uniformly) and then fixed to `num_frames` — the same path the systems use."""
+
+    def __init__(self, train: Any, val: Any = None, task: str | None = None, encoder_path: str | None = None,
+                 num_frames: int | None = None, size: int | None = None, fps: float = 1.0, batch_size: int = 8,
+                 num_workers: int = 0, limit: int | None = None):
+        super().__init__()
+        self.save_hyperparameters(ignore=["train", "val"])
+        self.train_cfg, self.val_cfg = train, val
+        if num_frames is None or size is None:
+            if encoder_path is None:
+                raise ValueError("give num_frames and size, or encoder_path to read them from the encoder")
+            geo = encoder_geometry(encoder_path)
+            num_frames, size = num_frames or geo["num_frames"], size or geo["image_size"]
+        self.num_frames, self.size = int(num_frames), int(size)
+        self.task = task
+        self.train_set: V2TDataset | None = None
+        self.val_set: V2TDataset | None = None
+
+    def _dataset(self, bench) -> V2TDataset:
+        samples = load_samples(bench)[: self.hparams.limit]
+        tasks = {s.task for s in samples}
+        if len(tasks) != 1 or not tasks <= set(V2T_TASKS):
+            raise ValueError(f"the benchmark gives tasks {sorted(tasks)}; one of {V2T_TASKS} expected")
+        if self.task is not None and tasks != {self.task}:
+            raise ValueError(f"task {self.task!r} but the benchmark's samples are {sorted(tasks)}")
+        self.task = next(iter(tasks))
+        ds = V2TDataset(samples, self.num_frames, self.size, self.hparams.fps)
+        if not len(ds):
+            raise ValueError(f"no usable training examples among {len(samples)} samples "
+                             f"({ds.skipped_no_video} without a video file, {ds.skipped_no_target} without a target)")
+        if ds.skipped_no_video or ds.skipped_no_target:
+            print(f"v2t data: skipped {ds.skipped_no_video} samples without a video file and "
+                  f"{ds.skipped_no_target} without a target")
+        return ds
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = self._dataset(self.train_cfg)
+            self.val_set = self._dataset(self.val_cfg) if self.val_cfg else None
+
+    def _loader(self, ds, shuffle: bool) -> DataLoader:
+        bs = self.hparams.batch_size
+        return DataLoader(ds, batch_size=bs, shuffle=shuffle, num_workers=self.hparams.num_workers,
+                          collate_fn=collate, drop_last=shuffle and len(ds) > bs,
+                          persistent_workers=self.hparams.num_workers > 0)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, True)
+
+    def val_dataloader(self):
+        return [] if self.val_set is None else self._loader(self.val_set, False)
+
+
+class V2TModule(L.LightningModule):
+    """Trains the connector (input projection, Perceiver resampler, gated cross-attention) of a `VideoToText`.
+
+    `model`: a `V2TConfig` as a dict (with `encoder_path` and `lm_path`); `mask_ratio` replaces its
+    `mask_ratio` (the encoder's input masking, used at training and, through the saved config, at inference);
+    `prompts`: `longvid.data.v2t.Prompts` fields. The optimizer only sees trainable parameters, so the frozen
+    encoder and LM have neither gradients nor optimizer state."""
+
+    def __init__(self, model: dict, task: str = "summarization", prompts: dict | None = None, lr: float = 1e-4,
+                 weight_decay: float = 0.0, warmup_steps: int = 10, mask_ratio: float = 0.3,
+                 max_length: int = 512, seed: int = 0):
+        super().__init__()
+        self.save_hyperparameters()
+        if task not in V2T_TASKS:
+            raise ValueError(f"task must be one of {V2T_TASKS}, got {task!r}")
+        self.prompts = Prompts.from_dict(prompts)
+        self.model = VideoToText(V2TConfig(**{**model, "mask_ratio": mask_ratio}))
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model.cfg.lm_path, local_files_only=True)
+        self.strict_loading = False          # checkpoints hold only the trainable tensors
+        self.generator: torch.Generator | None = None
+
+    # --- parameters ------------------------------------------------------------------------------------
+    def param_counts(self) -> dict[str, int]:
+        trainable, total = count_params(self.model)
+        return {"trainable": trainable, "total": total, "encoder": count_params(self.model.encoder)[1],
+                "lm": count_params(self.model.lm)[1]}
+
+    def on_fit_start(self) -> None:
+        c = self.param_counts()
+        self.print(f"parameters: {c['trainable']:,} trainable / {c['total']:,} total "
+                   f"({100 * c['trainable'] / max(c['total'], 1):.2f}%); frozen: encoder {c['encoder']:,}, "
+                   f"LM {c['lm']:,} (no gradients, no optimizer state)")
+        self.generator = torch.Generator(device=self.device).manual_seed(self.hparams.seed + self.global_rank)
+
+    def _trainable_keys(self) -> set[str]:
+        return {"model." + k for k in self.model.trainable_state_dict()}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        keep = self._trainable_keys()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        missing = self._trainable_keys() - set(checkpoint["state_dict"])
+        if missing:
+            raise ValueError(f"checkpoint lacks trainable weights: {sorted(missing)[:5]}")
+
+    # --- steps -------------------------------------------------------------------------------------------
+    def batch_inputs(self, batch: dict) -> dict[str, torch.Tensor]:
+        prompts = [self.prompts.render(self.tokenizer, s) for s in batch["sample"]]
+        targets = [Prompts.continuation(p, t) for p, t in zip(prompts, batch["target"])]
+        b = caption_batch(self.tokenizer, prompts, targets, max_length=self.hparams.max_length)
+        return {k: v.to(self.device) for k, v in b.items()}
+
+    def training_step(self, batch, batch_idx):
+        out = self.model(batch["video"], **self.batch_inputs(batch), generator=self.generator)
+        n = len(batch["target"])
+        self.log("train/loss", out.loss, prog_bar=True, batch_size=n)
+        gates = torch.stack([torch.tanh(g.attn_gate).abs() for g in self.model.xattn])
+        self.log("train/gate_abs_mean", gates.mean(), batch_size=n)
+        return out.loss
+
+    def validation_step(self, batch, batch_idx):
+        g = torch.Generator(device=self.device).manual_seed(self.hparams.seed + batch_idx)  # same masks each time
+        out = self.model(batch["video"], **self.batch_inputs(batch), generator=g)
+        self.log("val/loss", out.loss, prog_bar=True, batch_size=len(batch["target"]))
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = min(self.hparams.warmup_steps, total // 2)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warm)) *
+                                                  0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def export(self, directory) -> Any:
+        """`VideoToText.save` + the prompt templates (prompts.json) the systems read back."""
+        import json
+        from pathlib import Path
+
+        from longvid.data.v2t import PROMPTS_FILE
+
+        d = self.model.save(directory)
+        (Path(d) / PROMPTS_FILE).write_text(json.dumps({"task": self.hparams.task, "prompts": asdict(self.prompts)},
+                                                       indent=1))
+        return d
