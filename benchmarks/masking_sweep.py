@@ -39,8 +39,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     keys = ["attention", "mask_ratio", "steps", "t2v/R@1", "v2t/R@1", "t2v/R@5", "t2v/MdR", "n_videos", "n_texts"]
     md = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    md += ["| " + " | ".join(f"{r[k]:.1f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |"
-           for r in rows]
+    fmt = lambda k, v: f"{v:.2f}" if k == "mask_ratio" else f"{v:.1f}" if isinstance(v, float) else str(v)
+    md += ["| " + " | ".join(fmt(k, r[k]) for k in keys) + " |" for r in rows]
     (out / "masking_sweep.md").write_text("\n".join(md) + "\n")
     (out / "masking_sweep.csv").write_text("\n".join([",".join(keys)] + [",".join(str(r[k]) for k in keys)
                                                                          for r in rows]) + "\n")
