@@ -53,8 +53,23 @@ class V2TDataset(Dataset):
                 "target": ex.target}
 
 
+class Samples:
+    """The batch's samples, opaque to Lightning's device transfer (which cannot rebuild frozen dataclasses)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Sample]):
+        self.items = items
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
 def collate(items: list[dict]) -> dict:
-    return {"video": torch.stack([d["video"] for d in items]), "sample": [d["sample"] for d in items],
+    return {"video": torch.stack([d["video"] for d in items]), "sample": Samples([d["sample"] for d in items]),
             "target": [d["target"] for d in items]}
 
 
@@ -120,23 +135,42 @@ class V2TModule(L.LightningModule):
 
     `model`: a `V2TConfig` as a dict (with `encoder_path` and `lm_path`); `mask_ratio` replaces its
     `mask_ratio` (the encoder's input masking, used at training and, through the saved config, at inference);
-    `prompts`: `longvid.data.v2t.Prompts` fields. The optimizer only sees trainable parameters, so the frozen
+    `prompts`: `longvid.data.v2t.Prompts` fields; `init_from`: an exported model whose connector to start from.
+    The optimizer only sees trainable parameters, so the frozen
     encoder and LM have neither gradients nor optimizer state."""
 
     def __init__(self, model: dict, task: str = "summarization", prompts: dict | None = None, lr: float = 1e-4,
                  weight_decay: float = 0.0, warmup_steps: int = 10, mask_ratio: float = 0.3,
-                 max_length: int = 512, seed: int = 0):
+                 max_length: int = 512, seed: int = 0, init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         if task not in V2T_TASKS:
             raise ValueError(f"task must be one of {V2T_TASKS}, got {task!r}")
         self.prompts = Prompts.from_dict(prompts)
         self.model = VideoToText(V2TConfig(**{**model, "mask_ratio": mask_ratio}))
+        if init_from:                        # start from another run's connector (e.g. QA from summarization)
+            self.load_connector(init_from)
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.model.cfg.lm_path, local_files_only=True)
-        self.strict_loading = False          # checkpoints hold only the trainable tensors
         self.generator: torch.Generator | None = None
+
+    def load_connector(self, directory) -> None:
+        """Trainable tensors of an exported `VideoToText` (same encoder / LM geometry and connector config)."""
+        from pathlib import Path
+
+        from safetensors.torch import load_file
+
+        from longvid.model.v2t import WEIGHTS
+
+        f = Path(directory) / WEIGHTS
+        if not f.is_file():
+            raise FileNotFoundError(f"init_from={directory}: not an exported VideoToText (no {WEIGHTS})")
+        state, own = load_file(str(f)), self.model.trainable_state_dict()
+        bad = sorted(set(state) ^ set(own)) + sorted(k for k in own if k in state and state[k].shape != own[k].shape)
+        if bad:
+            raise ValueError(f"init_from={directory}: connector does not match this model's ({bad[:5]})")
+        self.model.load_state_dict(state, strict=False)
 
     # --- parameters ------------------------------------------------------------------------------------
     def param_counts(self) -> dict[str, int]:
@@ -159,9 +193,14 @@ class V2TModule(L.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        missing = self._trainable_keys() - set(checkpoint["state_dict"])
+        """Checks the trainable tensors are there and fills in the frozen ones from the loaded encoder / LM, so
+        loading stays strict."""
+        state = checkpoint["state_dict"]
+        missing = self._trainable_keys() - set(state)
         if missing:
             raise ValueError(f"checkpoint lacks trainable weights: {sorted(missing)[:5]}")
+        for k, v in self.state_dict().items():
+            state.setdefault(k, v)
 
     # --- steps -------------------------------------------------------------------------------------------
     def batch_inputs(self, batch: dict) -> dict[str, torch.Tensor]:

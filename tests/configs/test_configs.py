@@ -12,7 +12,7 @@ from longvid.train import register_resolvers
 CONFIGS = Path(config_dir())
 PRIMARY = {"benchmark": "compare", "system": "compare", "compare": "compare", "paths": "compare",
            "video": "compare", "synthetic": "compare", "model": "train", "data": "train", "trainer": "train",
-           "experiment": "train"}
+           "experiment": "train", "lm": "train_v2t", "experiment_v2t": "train_v2t"}
 TINY_SYN = ["synthetic.n_train=3", "synthetic.n_val=2", "synthetic.n_test=2", "synthetic.max_duration=20"]
 
 
@@ -30,9 +30,10 @@ def load(primary, overrides):
         return compose(primary, overrides=overrides)
 
 
-@pytest.mark.parametrize("name", ["compare", "score", "train", "retrieval"])
+@pytest.mark.parametrize("name", ["compare", "score", "train", "retrieval", "train_v2t"])
 def test_primary_configs_compose(name, tmp_path):
-    cfg = load(name, [f"paths.root={tmp_path}", *TINY_SYN] + {"score": ["predictions=x"], "retrieval": ["checkpoint=x"]}.get(name, []))
+    cfg = load(name, [f"paths.root={tmp_path}", *TINY_SYN] + {"score": ["predictions=x"], "retrieval": ["checkpoint=x"],
+                                                                "train_v2t": ["encoder_path=x"]}.get(name, []))
     OmegaConf.resolve(cfg)
 
 
@@ -41,9 +42,12 @@ def test_every_group_option_composes_and_instantiates(group, option, tmp_path):
     base = [f"paths.root={tmp_path}", *TINY_SYN]
     if group in ("benchmark", "system"):
         cfg = load("compare", base + [f"+{group}@probe={option}"])
+        for key in [k for k in cfg.probe if OmegaConf.is_missing(cfg.probe, k)]:
+            cfg.probe[key] = str(tmp_path / key)      # e.g. a system's checkpoint (loaded on prepare / predict)
         assert instantiate(cfg.probe, **({"name": "probe"} if group == "system" else {})) is not None
         return
-    cfg = load(PRIMARY[group], base + [f"{group}={option}"])
+    cfg = load(PRIMARY[group], base + [f"{group}={option}"] + (["encoder_path=x"] if PRIMARY[group] == "train_v2t"
+                                                                else []))
     OmegaConf.resolve(cfg)
     if group == "model":
         from longvid.model.dual import DualConfig, DualEncoder
@@ -57,6 +61,15 @@ def test_every_group_option_composes_and_instantiates(group, option, tmp_path):
             dm = instantiate(cfg.data)
             dm.setup("fit")
             assert len(dm.train_set) > 0
+    elif group == "experiment_v2t":
+        dm = instantiate(cfg.data, num_frames=4, size=32, _recursive_=False)
+        dm.setup("fit")
+        assert len(dm.train_set) > 0 and dm.task == cfg.task
+    elif group == "lm" and option == "tiny":
+        from transformers import AutoModelForCausalLM
+
+        lm = AutoModelForCausalLM.from_pretrained(instantiate(cfg.lm, pretrain_steps=0, progress=False))
+        assert lm.config.hidden_size // lm.config.num_attention_heads == 64
     elif group == "trainer" and option in ("cpu", "ddp_cpu"):
         assert instantiate(cfg.trainer, logger=False, enable_checkpointing=False) is not None
 

@@ -1,0 +1,193 @@
+"""Video-to-text prompts, frames, the tiny LM builder and the systems (summarizer, captioner, QA) on a tiny saved
+model: likelihood QA picks the best-scored option, generation QA goes through the suite's parser, the
+captioner's `caption(clips)` agrees with its `predict`, unreadable videos fail only their own item."""
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from evals.contracts import CAPTIONING, MCQA, SUMMARIZATION, Clip, Sample, Segment
+from longvid.data.v2t import Prompts, encoder_geometry, left_pad, video_tensor
+from tests.helpers import make_video
+
+TEXTS = ["a red square spins. a blue circle grows.", "a green cross moves left.", "it spun", "What colour was it?"]
+
+
+@pytest.fixture(scope="module")
+def lm_dir(tmp_path_factory):
+    from longvid.model.tiny_lm import build_tiny_lm
+
+    root = tmp_path_factory.mktemp("tinylm")
+    (root / "texts.txt").write_text("\n".join(TEXTS * 5))
+    return build_tiny_lm(root / "lm", [root / "texts.txt"], hidden_size=128, num_layers=2, num_heads=2,
+                         intermediate_size=128, vocab_size=300, pretrain_steps=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory, lm_dir):
+    from longvid.model.dual import DualConfig, DualEncoder
+    from longvid.model.encoder import EncoderConfig
+    from longvid.model.text import TextConfig
+    from longvid.model.v2t import V2TConfig, VideoToText
+
+    root = tmp_path_factory.mktemp("v2t_sys")
+    torch.manual_seed(0)
+    enc = EncoderConfig(image_size=32, patch_size=16, tubelet_frames=2, num_frames=8, width=32, depth=1, heads=2,
+                        mlp_dim=64, embed_dim=16)
+    DualEncoder(DualConfig(encoder=enc, vocab_size=50, text=TextConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, embed_dim=16))
+    ).save_pretrained(root / "enc")
+    vt = VideoToText(V2TConfig(encoder_path=str(root / "enc"), lm_path=lm_dir, latents=4, resampler_depth=1,
+                               resampler_heads=2, xattn_heads=2, mask_ratio=0.3))
+    with torch.no_grad():
+        for g in vt.xattn:
+            g.attn_gate.fill_(0.8)
+            g.ff_gate.fill_(0.8)
+    out = vt.save(root / "model")
+    (out / "prompts.json").write_text(json.dumps({"task": "mcqa", "prompts": Prompts().to_dict()}))
+    for i in range(3):
+        make_video(root / "videos" / f"v{i}.mp4", n_frames=10, size=64, seed=i)
+    return out, root / "videos"
+
+
+def qa_sample(videos, i, n=5, video=None):
+    opts = tuple(["it spun", "it grew", "red", "blue", "3"][:n])
+    return Sample(uid=f"q{i}", benchmark="b", task=MCQA, video=video or str(videos / f"v{i % 3}.mp4"),
+                  question="What did the red square do?", options=opts, answer=0)
+
+
+def test_prompts(lm_dir):
+    from transformers import AutoTokenizer
+
+    p = Prompts()
+    s = Sample(uid="a", benchmark="b", task=MCQA, video=None, question="Q?", options=("x", "y"), answer=1)
+    assert p.user(s) == "Q?\nOptions:\n(A) x\n(B) y\nAnswer with the text of the correct option."
+    assert Prompts.targets(s) == ["y"] and Prompts.targets(replace(s, answer=None)) == []
+    summ = Sample(uid="v", benchmark="b", task=SUMMARIZATION, video=None, references=("a b.", " "))
+    assert Prompts.targets(summ) == ["a b."] and p.user(summ) == p.summarization
+    tok = AutoTokenizer.from_pretrained(lm_dir)                  # no chat template: user text + newline
+    assert p.render(tok, summ) == p.summarization + "\n"
+    assert Prompts.continuation("x\n", " y ") == "y" and Prompts.continuation("Answer:", "y") == " y"
+    tok.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+                         "{% if add_generation_prompt %}<assistant>\n{% endif %}")
+    assert p.render(tok, summ) == f"<user>{p.summarization}<assistant>\n"
+    assert Prompts(chat=False).render(tok, summ) == p.summarization + "\n"
+    assert Prompts(system="Be brief.").render(tok, summ).startswith("<system>Be brief.<user>")
+    with pytest.raises(ValueError, match="unknown prompt fields"):
+        Prompts.from_dict({"summary": "x"})
+    assert Prompts().version() != Prompts(mcqa="{question} {options}").version()
+
+
+def test_video_tensor_resizes_and_fixes_length():
+    frames = np.random.default_rng(0).integers(0, 255, (5, 48, 48, 3), dtype=np.uint8)
+    x = video_tensor(frames, 8, 32)
+    assert x.shape == (3, 8, 32, 32) and -1 <= x.min() and x.max() <= 1
+    assert torch.equal(video_tensor(frames[:, :32, :32], 5, 32)[:, 0], video_tensor(frames[:1, :32, :32], 1, 32)[:, 0])
+
+
+def test_tiny_lm_is_cached_and_encodes_any_text(lm_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from longvid.model.tiny_lm import build_tiny_lm
+
+    lm = AutoModelForCausalLM.from_pretrained(lm_dir)
+    assert lm.config.hidden_size // lm.config.num_attention_heads == 64
+    tok = AutoTokenizer.from_pretrained(lm_dir)
+    text = "Ünïcode & unseen words: zebra 42!"
+    ids = tok(text).input_ids
+    assert ids[0] == tok.bos_token_id and tok.decode(ids, skip_special_tokens=True) == text
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in TEXTS))
+    a = build_tiny_lm(tmp_path / "c", [tmp_path / "t.jsonl"], intermediate_size=64, vocab_size=300,
+                      pretrain_steps=3, batch_size=2, progress=False)
+    stamp = (tmp_path / "c").stat().st_mtime_ns
+    assert build_tiny_lm(tmp_path / "c", [tmp_path / "t.jsonl"], intermediate_size=64, vocab_size=300,
+                         pretrain_steps=3, batch_size=2, progress=False) == a
+    assert (tmp_path / "c").stat().st_mtime_ns == stamp         # built once
+    assert build_tiny_lm(tmp_path / "c", [tmp_path / "t.jsonl"], intermediate_size=64, vocab_size=300,
+                         pretrain_steps=4, batch_size=2, progress=False) != a
+
+
+def test_qa_likelihood_picks_the_best_scored_option(ckpt):
+    from longvid.systems import V2TQA
+
+    out, videos = ckpt
+    qa = V2TQA(str(out), name="qa", batch_size=4, mask_ratio=0.0)
+    samples = [qa_sample(videos, 0), qa_sample(videos, 1, n=3), qa_sample(videos, 2)]   # mixed option counts
+    preds = {p.uid: p for p in qa.predict(samples)}
+    assert set(preds) == {"q0", "q1", "q2"}
+    for s in samples:
+        p = preds[s.uid]
+        assert p.failure is None and len(p.extra["option_scores"]) == len(s.options)
+        assert p.choice == int(np.argmax(p.extra["option_scores"])) and p.text == s.options[p.choice]
+        assert p.provenance["method"] == "likelihood" and p.provenance["mask_ratio"] == 0.0
+    # the recorded scores are the model's option log-likelihoods
+    qa.load()
+    s = samples[0]
+    prompt = qa.prompts.render(qa.tokenizer, s)
+    from longvid.data.video import read_frames
+
+    v = qa._tensor(read_frames(s.video, qa.sampling).array)[None]
+    ref = qa.model.score_options(v, prompt, [Prompts.continuation(prompt, o) for o in s.options], qa.tokenizer,
+                                 mask_ratio=0.0)
+    assert np.allclose(preds["q0"].extra["option_logprob_sum"], ref[0].tolist(), atol=1e-3)
+    # batching does not change a result
+    alone = next(iter(V2TQA(str(out), name="qa", batch_size=1, mask_ratio=0.0).predict([samples[2]])))
+    assert np.allclose(alone.extra["option_scores"], preds["q2"].extra["option_scores"], atol=1e-3)
+    mean = {p.uid: p for p in V2TQA(str(out), reduction="mean", mask_ratio=0.0).predict(samples)}
+    assert all(mean[u].choice == int(np.argmax(mean[u].extra["option_logprob_mean"])) for u in mean)
+
+
+def test_qa_generate_uses_the_parser_and_bad_video_fails_alone(ckpt, tmp_path):
+    from evals.parsing import parse_choice
+    from longvid.systems import V2TQA
+
+    out, videos = ckpt
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    samples = [qa_sample(videos, 0), qa_sample(videos, 1, video=str(tmp_path / "bad.mp4"))]
+    preds = {p.uid: p for p in V2TQA(str(out), method="generate", max_new_tokens=6).predict(samples)}
+    assert preds["q1"].failure and "bad.mp4" in preds["q1"].failure
+    p = preds["q0"]
+    assert p.failure is None and isinstance(p.text, str) and p.choice == parse_choice(p.text, samples[0].options)
+    assert p.provenance["method"] == "generate"
+
+
+def test_summarizer_and_captioner(ckpt):
+    from longvid.data.video import VideoSampling, read_frames
+    from longvid.systems import V2TCaptioner, V2TSummarizer, load_v2t
+
+    out, videos = ckpt
+    summ = V2TSummarizer(str(out), name="s", max_new_tokens=5, video={"fps": 1.0, "max_frames": 256})
+    s = Sample(uid="v0", benchmark="b", task=SUMMARIZATION, video=str(videos / "v0.mp4"), references=("x",))
+    (p,) = list(summ.predict([s]))
+    assert p.failure is None and isinstance(p.text, str) and p.seconds > 0
+    assert p.extra["prompt"] == summ.prompts.summarization + "\n"
+    assert summ.model is load_v2t(str(out))[0]                  # shared by systems of one process
+    cap = V2TCaptioner(str(out), name="c", max_new_tokens=6, mask_ratio=0.0)
+    clip = Sample(uid="v1/0", benchmark="b", task=CAPTIONING, video=str(videos / "v1.mp4"), clip=Segment(2.0, 6.0),
+                  references=("x",))
+    (pc,) = list(cap.predict([clip]))
+    f = read_frames(clip.video, VideoSampling(), 2.0, 6.0)
+    assert f.array.shape[0] == 4
+    assert cap.caption([Clip(f.array, 2.0, 6.0)]) == [pc.text]   # the Captioner protocol gives the same text
+    assert len(cap.caption([Clip(f.array, 2.0, 6.0)] * 3)) == 3
+
+
+def test_bad_checkpoint_fails_on_prepare(tmp_path):
+    from longvid.systems import V2TSummarizer
+
+    sys_ = V2TSummarizer(str(tmp_path / "nothing"))              # building is cheap
+    with pytest.raises(FileNotFoundError, match="not a saved VideoToText"):
+        sys_.prepare(None)
+
+
+def test_left_pad_and_geometry(ckpt, lm_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(lm_dir)
+    ids, am = left_pad(tok, ["a", "a red square"])
+    assert ids.shape == am.shape and am[0, 0] == 0 and am[1].all() and ids[0, -1] == tok("a").input_ids[-1]
+    out, _ = ckpt
+    cfg = json.loads((out / "v2t_config.json").read_text())
+    assert encoder_geometry(cfg["encoder_path"]) == {"num_frames": 8, "image_size": 32}
