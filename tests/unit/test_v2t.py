@@ -276,3 +276,25 @@ def test_config_errors(dirs):
         VideoToText(V2TConfig(**SMALL), encoder=vt.encoder, lm=vt.lm)
     with pytest.raises(TypeError, match="model.layers"):
         VideoToText(V2TConfig(**SMALL), encoder=vt.encoder, lm=torch.nn.Linear(2, 2))
+
+
+def test_qwen2_family_lm(dirs, tok, tmp_path):
+    """Any HF causal LM with `model.layers`: a tiny Qwen2 gets the same gate-zero equivalence, trains and
+    generates."""
+    from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(Qwen2Config(hidden_size=128, num_attention_heads=2, num_key_value_heads=1,
+                                 num_hidden_layers=2, intermediate_size=256, vocab_size=256,
+                                 max_position_embeddings=256, bos_token_id=1, eos_token_id=2,
+                                 pad_token_id=0)).save_pretrained(tmp_path / "qwen")
+    tok.save_pretrained(tmp_path / "qwen")
+    plain = AutoModelForCausalLM.from_pretrained(str(tmp_path / "qwen")).eval()
+    vt = VideoToText(V2TConfig(encoder_path=str(dirs / "enc"), lm_path=str(tmp_path / "qwen"), **SMALL)).eval()
+    ids = ids_of(tok, ["a red ball", "xyz moves!"])
+    assert torch.equal(vt(video(), ids).logits, plain(input_ids=ids).logits)
+    out = vt(video(), ids, labels=ids)
+    out.loss.backward()
+    assert all(p.grad is None for p in vt.lm.parameters())
+    gen = vt.generate(video(), ids, torch.ones_like(ids), max_new_tokens=3)
+    assert gen.shape[0] == 2
