@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from evals.contracts import CAPTIONING, MCQA, RETRIEVAL, SUMMARIZATION, MetricResult, Prediction, Sample
+from evals.contracts import CAPTIONING, MCQA, SUMMARIZATION, MetricResult, Prediction, Sample
 from evals.metrics.caption import DEFAULT as CAPTION_DEFAULT
 from evals.metrics.caption import caption_scores
 from evals.metrics.qa import qa_scores

@@ -2,7 +2,6 @@
 trains a `DualEncoder` built from plain configs (so `load_from_checkpoint` works)."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import lightning as L
@@ -115,13 +114,10 @@ class ContrastiveModule(L.LightningModule):
         self.log("val/v2t_R@1", r["v2t/R@1"])
 
     def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = min(self.hparams.warmup_steps, total // 2)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warm)) *
-                                                  0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        from longvid.lit.optim import adamw_cosine
+
+        h = self.hparams
+        return adamw_cosine(self, h.lr, h.weight_decay, h.warmup_steps)
 
 
 def _tokenizer(directory: str):

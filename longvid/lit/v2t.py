@@ -7,7 +7,6 @@ Checkpoints hold only the trainable tensors (and their optimizer state): the fro
 referenced by path in the hyper-parameters and loaded from there."""
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -223,13 +222,10 @@ class V2TModule(L.LightningModule):
         self.log("val/loss", out.loss, prog_bar=True, batch_size=len(batch["target"]))
 
     def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = min(self.hparams.warmup_steps, total // 2)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warm)) *
-                                                  0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        from longvid.lit.optim import adamw_cosine
+
+        h = self.hparams
+        return adamw_cosine(self, h.lr, h.weight_decay, h.warmup_steps)
 
     def export(self, directory) -> Any:
         """`VideoToText.save` + the prompt templates (prompts.json) the systems read back."""

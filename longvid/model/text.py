@@ -4,7 +4,7 @@ trained in-process on the training captions (the synthetic default)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
