@@ -97,7 +97,9 @@ class VideoEncoder(nn.Module):
         N = Hp * Wp
         x = x.flatten(3).permute(0, 2, 3, 1)                            # (B, T', N, D)
         x = x + self.pos_space[None, None] + self.time_positions(T)[None, :, None]
-        x = x.reshape(B, T * N, D)                                      # (B, T'*N, D) t-major
+        x = x.reshape(B, T * N, D).contiguous()                         # (B, T'*N, D) t-major, row-major
+        # (without .contiguous() the residual stream keeps the permuted strides through every block and
+        #  each LayerNorm copies it in forward and backward)
         ids = torch.arange(T * N, device=x.device).expand(B, -1)
         grid = (T, N)
         if mask_ratio > 0:

@@ -24,7 +24,8 @@ class Attention(nn.Module):
         B, L, D = x.shape
         qkv = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # (3, B, h, L, d)
         mask = None if groups is None else (groups[:, None, :, None] == groups[:, None, None, :])  # (B,1,L,L)
-        y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask,
+        q, k, v = qkv.unbind(0)  # one backward node (indexing qkv[i] thrice allocates three qkv-sized zeros)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, L, D))  # (B, L, D)
 
