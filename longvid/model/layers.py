@@ -78,7 +78,34 @@ class Mlp(nn.Module):
         self.act = ACTIVATIONS[act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        h = self.fc1(x)
+        if (self.drop.p == 0 and type(self.fc2) is nn.Linear and torch.is_grad_enabled()
+                and not torch.is_autocast_enabled(x.device.type)):
+            return _ActLinear.apply(h, self.fc2.weight, self.fc2.bias, self.act)
+        return self.drop(self.fc2(self.drop(self.act(h))))
+
+
+class _ActLinear(torch.autograd.Function):
+    """fc2(act(h)) that keeps only h for backward and recomputes act(h) there: one MLP-hidden-sized tensor
+    per block less in memory (~25% of a block's saved activations), the same gradients."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias, act):
+        ctx.act = act
+        ctx.save_for_backward(h, weight)
+        return F.linear(act(h), weight, bias)
+
+    @staticmethod
+    def backward(ctx, g):
+        h, weight = ctx.saved_tensors
+        with torch.enable_grad():
+            hh = h.detach().requires_grad_(True)
+            a = ctx.act(hh)                                              # recomputed activation
+        g2 = g.reshape(-1, g.shape[-1])                                  # (B*L, D_out)
+        gh = torch.autograd.grad(a, hh, g @ weight)[0] if ctx.needs_input_grad[0] else None
+        gw = g2.T @ a.detach().reshape(-1, a.shape[-1]) if ctx.needs_input_grad[1] else None
+        gb = g2.sum(0) if ctx.needs_input_grad[2] else None
+        return gh, gw, gb, None
 
 
 class Block(nn.Module):

@@ -125,3 +125,24 @@ def test_imagevit(fusion):
     # frame order does not matter for average fusion (late fusion, no temporal modelling)
     if fusion == "average":
         assert torch.allclose(m(video().flip(2)).embedding, out.embedding, atol=1e-5)
+
+
+@pytest.mark.parametrize("act", ["gelu", "quick_gelu"])
+def test_mlp_recomputing_its_activation_gives_the_same_gradients(act):
+    from longvid.model.layers import ACTIVATIONS, Mlp
+
+    torch.manual_seed(0)
+    mlp = Mlp(8, 16, act=act).double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64, requires_grad=True)
+    out = mlp(x)                                   # the recomputing path (dropout 0, plain Linear)
+    ref = mlp.fc2(ACTIVATIONS[act](mlp.fc1(x)))    # the plain composition
+    assert torch.allclose(out, ref)
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad(out, [x, *mlp.parameters()], g)
+    ref_grads = torch.autograd.grad(ref, [x, *mlp.parameters()], g)
+    for a, b in zip(grads, ref_grads):
+        assert torch.allclose(a, b, atol=1e-12)
+    frozen = Mlp(8, 16, act=act).double().requires_grad_(False)
+    y = frozen(x)
+    (gx,) = torch.autograd.grad(y, x, g)           # frozen weights: input gradient only
+    assert torch.allclose(gx, torch.autograd.grad(frozen.fc2(ACTIVATIONS[act](frozen.fc1(x))), x, g)[0])
