@@ -41,11 +41,25 @@ def tokenizer_for(cfg, run_dir: Path) -> str:
     return str(out)
 
 
-def train(cfg) -> Path:
-    import lightning as L
+def fit_resumable(cfg, module, data, run_dir: Path, fit: bool = True):
+    """Build the configured Trainer (checkpoints in run_dir/ckpt, CSV logs) and fit, resuming from
+    ckpt/last.ckpt when a previous run left one. Returns the trainer."""
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
+
+    ckpt = ModelCheckpoint(dirpath=run_dir / "ckpt", save_last=True, every_n_train_steps=cfg.checkpoint_every)
+    trainer = instantiate(cfg.trainer, default_root_dir=str(run_dir), callbacks=[ckpt],
+                          logger=CSVLogger(str(run_dir), name="logs"))
+    last = run_dir / "ckpt" / "last.ckpt"
+    if fit:
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
+    return trainer
+
+
+def train(cfg) -> Path:
+    import lightning as L
+    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from longvid.lit.contrastive import ContrastiveModule
@@ -60,11 +74,7 @@ def train(cfg) -> Path:
                                tuning=OmegaConf.to_container(cfg.tuning, resolve=True),
                                mask_ratio=cfg.mask_ratio, tube_mask=cfg.tube_mask, init_from=cfg.init_from,
                                image_init=cfg.image_init, seed=cfg.seed, **cfg.optim)
-    ckpt = ModelCheckpoint(dirpath=run_dir / "ckpt", save_last=True, every_n_train_steps=cfg.checkpoint_every)
-    trainer = instantiate(cfg.trainer, default_root_dir=str(run_dir), callbacks=[ckpt],
-                          logger=CSVLogger(str(run_dir), name="logs"))
-    last = run_dir / "ckpt" / "last.ckpt"
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
+    trainer = fit_resumable(cfg, module, data, run_dir)
     out = run_dir / "model"
     if trainer.is_global_zero:
         module.model.save_pretrained(out, module.tokenizer)

@@ -32,8 +32,6 @@ def resolve_lm(cfg) -> str:
 def train(cfg) -> Path:
     import lightning as L
     from hydra.utils import instantiate
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
     from omegaconf import OmegaConf
 
     from longvid.lit.v2t import V2TModule
@@ -53,13 +51,10 @@ def train(cfg) -> Path:
                        mask_ratio=cfg.mask_ratio, max_length=cfg.max_length, seed=cfg.seed,
                        init_from=str(cfg.init_from) if cfg.init_from else None, **cfg.optim)
     (run_dir / "params.json").write_text(json.dumps(module.param_counts(), indent=1))
-    ckpt = ModelCheckpoint(dirpath=run_dir / "ckpt", save_last=True, every_n_train_steps=cfg.checkpoint_every)
-    trainer = instantiate(cfg.trainer, default_root_dir=str(run_dir), callbacks=[ckpt],
-                          logger=CSVLogger(str(run_dir), name="logs"))
-    last = run_dir / "ckpt" / "last.ckpt"
-    if cfg.trainer.max_steps != 0:
-        trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
-    else:
+    from longvid.train import fit_resumable
+
+    trainer = fit_resumable(cfg, module, data, run_dir, fit=cfg.trainer.max_steps != 0)
+    if cfg.trainer.max_steps == 0:
         print("trainer.max_steps=0: exporting the untrained model (gates at zero)")
     out = run_dir / "model"
     if trainer.is_global_zero:
