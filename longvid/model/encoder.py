@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from longvid.model.layers import Attention, Block
+from longvid.model.layers import Attention, Block, Groups
 
 
 @dataclass
@@ -118,8 +118,11 @@ class VideoEncoder(nn.Module):
 
     def _encode(self, x, t_ids, s_ids, grid, full) -> EncoderOutput:
         x = self.pre_norm(x)
+        groups = None
+        if grid is None and self.cfg.attention == "factorized":  # masked: pack the groups once for all blocks
+            groups = (Groups(t_ids, full[0]), Groups(s_ids, full[1]))
         for blk in self.blocks:
-            x = blk(x, t_ids, s_ids, grid)
+            x = blk(x, grid, groups)
         x = self.norm(x)
         return EncoderOutput(x, self.proj(x.mean(1)), t_ids, s_ids, full)
 

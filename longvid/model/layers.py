@@ -8,9 +8,7 @@ from torch import nn
 
 class Attention(nn.Module):
     """Multi-head self-attention through `scaled_dot_product_attention` (fused kernels where available).
-
-    `groups` (B, L) optional integer ids: a token attends only to tokens with the same id (used for
-    spatial-only / temporal-only attention over a masked, ragged token set)."""
+    `mask` optional bool attention mask broadcastable to (B, h, L, L), True = may be attended to."""
 
     def __init__(self, dim: int, heads: int, dropout: float = 0.0):
         super().__init__()
@@ -20,10 +18,9 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, L, D = x.shape
         qkv = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # (3, B, h, L, d)
-        mask = None if groups is None else (groups[:, None, :, None] == groups[:, None, None, :])  # (B,1,L,L)
         q, k, v = qkv.unbind(0)  # one backward node (indexing qkv[i] thrice allocates three qkv-sized zeros)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
@@ -50,6 +47,37 @@ class CrossAttention(nn.Module):
         m = None if mask is None else mask[:, None, None, :]                     # (B, 1, 1, M)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=m)                # (B, h, L, d)
         return self.proj(y.transpose(1, 2).reshape(B, L, D))                    # (B, L, D)
+
+
+class Groups:
+    """A partition of a ragged token set (B, L) into groups by integer ids (a time step, or a spatial
+    position), packed as padded rows: attention within each group is then one batched SDPA over
+    (rows, P) with a key-padding mask — memory and compute grow with the groups' sizes, not with L^2 (an
+    (L, L) same-group mask would be materialised as float by SDPA and saved per attention call).
+    Built once per forward and shared by all blocks. Empty groups get no row."""
+
+    def __init__(self, ids: torch.Tensor, num_groups: int):
+        B, L = ids.shape
+        flat = (ids + num_groups * torch.arange(B, device=ids.device)[:, None]).flatten()  # (B*L,) global group
+        counts = torch.bincount(flat, minlength=B * num_groups)
+        row = (counts > 0).cumsum(0) - 1                 # compact row of each non-empty group
+        order = torch.argsort(flat, stable=True)
+        starts = counts.cumsum(0) - counts               # first sorted position of each group
+        rank = torch.empty_like(flat)
+        rank[order] = torch.arange(B * L, device=ids.device) - starts[flat[order]]
+        sizes = counts[counts > 0]
+        self.rows, self.width = int(sizes.numel()), int(sizes.max())
+        self.index = row[flat] * self.width + rank       # (B*L,) slot of each token in the padded layout
+        self.shape = (B, L)
+        self.mask = None if bool((sizes == self.width).all()) else \
+            (torch.arange(self.width, device=ids.device) < sizes[:, None])[:, None, None, :]  # (rows,1,1,P)
+
+    def attend(self, attn: "Attention", x: torch.Tensor) -> torch.Tensor:
+        """x (B, L, D) -> attention within groups, (B, L, D)."""
+        D = x.shape[-1]
+        packed = x.new_zeros(self.rows * self.width, D).index_copy(0, self.index, x.reshape(-1, D))
+        y = attn(packed.view(self.rows, self.width, D), self.mask)
+        return y.reshape(-1, D).index_select(0, self.index).view(*self.shape, D)
 
 
 def reference_attention(attn: Attention, x: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
@@ -130,14 +158,15 @@ class Block(nn.Module):
         self.attn_t.load_state_dict(self.attn.state_dict())
         self.norm_t.load_state_dict(self.norm1.state_dict())
 
-    def forward(self, x: torch.Tensor, t_ids: torch.Tensor | None = None, s_ids: torch.Tensor | None = None,
-                grid: tuple[int, int] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, grid: tuple[int, int] | None = None,
+                groups: tuple[Groups, Groups] | None = None) -> torch.Tensor:
         """x (B, L, D). Factorized blocks need the token layout: either `grid` = (T, N) when x is the
-        full t-major grid (fast reshapes), or t_ids / s_ids (B, L), each token's time step and spatial
-        position, for a masked (ragged) token set (attention masks)."""
+        full t-major grid (fast reshapes), or `groups` = (by time step, by spatial position) for a
+        masked (ragged) token set."""
         if self.factorized:
-            x = x + torch.tanh(self.gate) * self._grouped(self.attn_t, self.norm_t(x), s_ids, grid, temporal=True)
-            x = x + self._grouped(self.attn, self.norm1(x), t_ids, grid, temporal=False)
+            by_time, by_space = groups if groups is not None else (None, None)
+            x = x + torch.tanh(self.gate) * self._grouped(self.attn_t, self.norm_t(x), by_space, grid, temporal=True)
+            x = x + self._grouped(self.attn, self.norm1(x), by_time, grid, temporal=False)
         else:
             x = x + self.attn(self.norm1(x))
         h = self.mlp(self.norm2(x))
@@ -146,9 +175,11 @@ class Block(nn.Module):
         return x + h
 
     @staticmethod
-    def _grouped(attn: Attention, x: torch.Tensor, ids, grid, temporal: bool) -> torch.Tensor:
+    def _grouped(attn: Attention, x: torch.Tensor, groups: Groups | None, grid, temporal: bool) -> torch.Tensor:
         if grid is None:
-            return attn(x, groups=ids)
+            if groups is None:
+                raise ValueError("a factorized block needs the token layout: grid=(T, N) or groups")
+            return groups.attend(attn, x)
         B, L, D = x.shape
         T, N = grid
         x = x.view(B, T, N, D)

@@ -72,6 +72,12 @@ def test_every_group_option_composes_and_instantiates(group, option, tmp_path):
         assert lm.config.hidden_size // lm.config.num_attention_heads == 64
     elif group == "trainer" and option in ("cpu", "ddp_cpu"):
         assert instantiate(cfg.trainer, logger=False, enable_checkpointing=False) is not None
+    elif group == "trainer" and option == "fsdp":  # the strategy object builds; the Trainer needs a GPU
+        from lightning.pytorch.strategies import FSDPStrategy
+        from longvid.model.layers import Block
+
+        strategy = instantiate(cfg.trainer.strategy)
+        assert isinstance(strategy, FSDPStrategy) and strategy.kwargs["auto_wrap_policy"] == [Block]
 
 
 def test_synthetic_benchmark_configs_share_the_generator(tmp_path):

@@ -4,7 +4,7 @@ import torch
 
 from longvid.model.encoder import (EncoderConfig, ImageViT, VideoEncoder, inflate_patch_kernel,
                                    random_keep)
-from longvid.model.layers import Attention, Block, reference_attention
+from longvid.model.layers import Attention, Block, Groups, reference_attention
 
 TINY = dict(image_size=32, patch_size=8, tubelet_frames=2, num_frames=8, width=32, depth=2, heads=2,
             mlp_dim=64, embed_dim=24)
@@ -65,9 +65,22 @@ def test_fused_attention_equals_reference():
     torch.manual_seed(0)
     attn = Attention(32, 4)
     x = torch.randn(2, 10, 32)
-    groups = torch.randint(0, 3, (2, 10))
     assert torch.allclose(attn(x), reference_attention(attn, x), atol=1e-5)
-    assert torch.allclose(attn(x, groups), reference_attention(attn, x, groups), atol=1e-5)
+
+
+def test_packed_groups_attention_equals_the_masked_reference():
+    torch.manual_seed(0)
+    attn = Attention(32, 4)
+    x = torch.randn(2, 10, 32, requires_grad=True)
+    ids = torch.tensor([[0, 2, 2, 0, 2, 0, 2, 2, 0, 2], [1, 1, 1, 1, 1, 1, 1, 1, 1, 0]])  # unequal, empty groups
+    groups = Groups(ids, num_groups=3)
+    assert groups.rows == 4 and groups.width == 9 and groups.mask is not None
+    out = groups.attend(attn, x)
+    assert torch.allclose(out, reference_attention(attn, x, ids), atol=1e-5)
+    out.square().sum().backward()                     # padding slots and empty groups keep gradients finite
+    assert all(torch.isfinite(p.grad).all() for p in [x, *attn.parameters()])
+    equal = Groups(torch.arange(12).remainder(3).expand(2, -1), num_groups=3)
+    assert equal.mask is None and (equal.rows, equal.width) == (6, 4)
 
 
 def test_factorized_grid_and_masked_paths_agree():
@@ -78,7 +91,8 @@ def test_factorized_grid_and_masked_paths_agree():
     T, N = 3, 4
     x = torch.randn(2, T * N, 32)
     ids = torch.arange(T * N).expand(2, -1)
-    assert torch.allclose(blk(x, grid=(T, N)), blk(x, ids // N, ids % N), atol=1e-5)
+    groups = (Groups(ids // N, T), Groups(ids % N, N))
+    assert torch.allclose(blk(x, grid=(T, N)), blk(x, groups=groups), atol=1e-5)
 
 
 def test_gate_zero_factorized_block_equals_the_block_it_wraps():
