@@ -121,37 +121,45 @@ def run_compare(cfg) -> dict:
     video_check = instantiate(cfg.video_check) if cfg.get("video_check") else None
     scores, footer, failures = {}, [], {}
     columns = {}
-    for bname, bcfg in cfg.benchmarks.items():
-        bench = instantiate(bcfg)
-        samples = bench.load()
-        broken = check_videos(samples, video_check, progress)
-        bhash = OmegaConf.to_container(bcfg, resolve=True)
-        scores[bname] = {}
-        task = samples[0].task
-        for sname, scfg in cfg.systems.items():
-            system = instantiate(scfg, name=sname)
-            if task not in system.tasks:
-                continue
-            if hasattr(system, "prepare"):
-                system.prepare(bench)
-            sconf = OmegaConf.to_container(scfg, resolve=True)
-            h = config_hash({"system": sconf, "benchmark": bhash})
-            store = PredictionStore(out / bname / sname, h, {"system": sconf, "benchmark": bhash})
-            predict_all(system, samples, store, int(cfg.batch_size), broken,
-                        {"system": sname, "config_hash": h}, progress)
-            preds = {u: p for u, p in store.predictions.items()}
-            scores[bname][sname] = score(samples, preds, list(cfg.metrics.caption),
-                                         float(cfg.metrics.meteor_timeout))
-            failed = [p for p in preds.values() if p.failure]
-            failures[(bname, sname)] = failed
-            acc = scores[bname][sname].get("accuracy")
-            note = f"{bname} / {sname}: {len(samples)} items, {len(failed)} failed"
-            if acc is not None:
-                i = acc.info
-                note += (f", {i['n_unparseable']} unparseable ({100 * i['unparseable_rate']:.1f}%), "
-                         f"{i['n_hidden']} without public answer (not scored); chance {100 * i['chance']:.1f}")
-            footer.append(note)
-        columns[bname] = _columns(cfg, task, scores[bname])
+    systems: dict = {}     # built once per run (and closed at the end, also on error: launched servers stop)
+    try:
+        for bname, bcfg in cfg.benchmarks.items():
+            bench = instantiate(bcfg)
+            samples = bench.load()
+            broken = check_videos(samples, video_check, progress)
+            bhash = OmegaConf.to_container(bcfg, resolve=True)
+            scores[bname] = {}
+            task = samples[0].task
+            for sname, scfg in cfg.systems.items():
+                if sname not in systems:
+                    systems[sname] = instantiate(scfg, name=sname)
+                system = systems[sname]
+                if task not in system.tasks:
+                    continue
+                if hasattr(system, "prepare"):
+                    system.prepare(bench)
+                sconf = OmegaConf.to_container(scfg, resolve=True)
+                h = config_hash({"system": sconf, "benchmark": bhash})
+                store = PredictionStore(out / bname / sname, h, {"system": sconf, "benchmark": bhash})
+                predict_all(system, samples, store, int(cfg.batch_size), broken,
+                            {"system": sname, "config_hash": h}, progress)
+                preds = {u: p for u, p in store.predictions.items()}
+                scores[bname][sname] = score(samples, preds, list(cfg.metrics.caption),
+                                             float(cfg.metrics.meteor_timeout))
+                failed = [p for p in preds.values() if p.failure]
+                failures[(bname, sname)] = failed
+                acc = scores[bname][sname].get("accuracy")
+                note = f"{bname} / {sname}: {len(samples)} items, {len(failed)} failed"
+                if acc is not None:
+                    i = acc.info
+                    note += (f", {i['n_unparseable']} unparseable ({100 * i['unparseable_rate']:.1f}%), "
+                             f"{i['n_hidden']} without public answer (not scored); chance {100 * i['chance']:.1f}")
+                footer.append(note)
+            columns[bname] = _columns(cfg, task, scores[bname])
+    finally:
+        for system in systems.values():
+            if hasattr(system, "close"):
+                system.close()
     reference = cfg.reference or next(iter(cfg.systems))
     table = build_table(scores, columns, reference, int(cfg.stats.resamples), int(cfg.stats.seed),
                         float(cfg.stats.confidence))

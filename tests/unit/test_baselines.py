@@ -1,0 +1,184 @@
+"""The modular baseline with test doubles (FakeCaptioner, FakeLLM): segmenting, prompts, caption cache,
+oracle captions, both multiple-choice modes, summarize-then-answer, blind LLM, per-item failures."""
+import shutil
+
+import pytest
+
+from baselines import aggregator as agg
+from baselines.aggregator import BlindLLM, LLMAggregator
+from baselines.llm.base import LLMError
+from baselines.prompts import available, load_prompt
+from baselines.segments import segments_for, uniform_segments
+from evals.contracts import MCQA, SUMMARIZATION, Sample, Segment
+from evals.synthetic import SyntheticBenchmark
+from tests.helpers import FakeCaptioner, FakeLLM
+
+GEN = dict(n_train=4, n_val=2, n_test=3, max_duration=40, min_duration=20)
+
+# Released prompt files must never change in place: a new wording is a new version (a new file).
+PROMPT_DIGESTS = {
+    "mcqa_blind_letter.v1": "221021aee509", "mcqa_blind_text.v1": "d3eaf2a01259",
+    "mcqa_from_summary_letter.v1": "8702a4a7409e", "mcqa_from_summary_text.v1": "faabb355a7de",
+    "mcqa_letter.v1": "39a477d1ad32", "mcqa_text.v1": "392ba0fa5ddb", "summarize.v1": "e2004a19a50c",
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared():
+    agg._SHARED.clear()
+    yield
+    agg._SHARED.clear()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("syn"))
+    summ = SyntheticBenchmark(root, task=SUMMARIZATION, generator=GEN)
+    qa = SyntheticBenchmark(root, task=MCQA, generator=GEN)
+    return summ, qa
+
+
+def system(llm, captioner=None, **kw):
+    s = LLMAggregator(llm, captioner, **kw)
+    s.prepare()
+    return s
+
+
+def test_uniform_segments_cover_the_video():
+    assert uniform_segments(40, 16) == [Segment(0, 16), Segment(16, 32), Segment(32, 40)]
+    assert uniform_segments(33, 16) == [Segment(0, 16), Segment(16, 33)]     # a 1 s tail joins the last window
+    assert uniform_segments(5, 16) == [Segment(0, 5)]
+    with pytest.raises(ValueError, match="duration"):
+        uniform_segments(0)
+    s = Sample(uid="x", benchmark="b", task=MCQA, video=None, duration=20.0, options=("a", "b"))
+    with pytest.raises(ValueError, match="no ground-truth segments"):
+        segments_for(s, "oracle")
+    with pytest.raises(ValueError, match="segments must be one of"):
+        segments_for(s, "scenes")
+
+
+def test_released_prompts_are_pinned_and_render():
+    assert sorted(PROMPT_DIGESTS) == available()
+    for pid in available():
+        p = load_prompt(pid)
+        assert p.id == pid
+        assert p.digest == PROMPT_DIGESTS[pid], f"{pid} was edited in place: add a new version instead"
+    p = load_prompt("mcqa_letter.v1")
+    assert p.fields == {"captions", "question", "options"}
+    msgs = p.messages(captions="[0s-16s] a", question="q?", options="A. x\nB. y")
+    assert msgs[0]["role"] == "system" and msgs[1]["content"].index("[0s-16s] a") < msgs[1]["content"].index("q?")
+    with pytest.raises(KeyError, match="question"):
+        p.messages(captions="c", options="o")
+    with pytest.raises(FileNotFoundError, match="packaged prompts"):
+        load_prompt("nope.v9")
+
+
+def test_summaries_from_captions_in_time_order_and_the_caption_cache(data, tmp_path):
+    summ, _ = data
+    samples = summ.load()
+    cap, llm = FakeCaptioner(), FakeLLM()
+    s = system(llm, cap, caption_cache=str(tmp_path / "c.sqlite"), window=16.0)
+    preds = list(s.predict(samples))
+    assert [p.uid for p in preds] == [x.uid for x in samples] and not any(p.failure for p in preds)
+    n_segs = sum(len(uniform_segments(x.duration, 16.0)) for x in samples)
+    assert cap.calls == n_segs
+    p = preds[0]
+    starts = [c[0] for c in p.extra["captions"]]
+    assert starts == sorted(starts) and starts[0] == 0.0
+    assert p.text == "summary: " + " / ".join(c[2] for c in p.extra["captions"])   # every caption reached the LLM
+    assert p.provenance["prompts"]["summary"]["prompt"] == "summarize.v1"
+    # a new LLM (and a new process-level cache of built objects): captions come from disk, none recomputed
+    agg._SHARED.clear()
+    again = system(FakeLLM(), FakeCaptioner(forbid=True), caption_cache=str(tmp_path / "c.sqlite"))
+    assert [q.extra["captions"] for q in again.predict(samples)] == [q.extra["captions"] for q in preds]
+
+
+def test_oracle_captions_and_oracle_segments(data):
+    summ, qa = data
+    samples = summ.load()
+    s = system(FakeLLM(), captions="oracle")
+    p = next(iter(s.predict(samples[:1])))
+    assert [c[2] for c in p.extra["captions"]] == [g.sentence for g in samples[0].segments]
+    # QA items carry no segments: they come from the same video's summary annotations
+    oracle_cfg = {"_target_": "evals.synthetic.SyntheticBenchmark", "root": summ.root, "task": SUMMARIZATION,
+                  "generator": GEN}
+    q = qa.load()[0]
+    p = next(iter(system(FakeLLM(), captions="oracle", oracle_source=oracle_cfg).predict([q])))
+    by_video = {x.video_id: x for x in samples}
+    assert [c[2] for c in p.extra["captions"]] == [g.sentence for g in by_video[q.video_id].segments]
+    cap = FakeCaptioner()
+    p = next(iter(system(FakeLLM(), cap, segments="oracle", oracle_source=oracle_cfg).predict([q])))
+    assert [(c[0], c[1]) for c in p.extra["captions"]] == [(g.start, g.end) for g in by_video[q.video_id].segments]
+    assert cap.calls == len(by_video[q.video_id].segments)
+
+
+def test_multiple_choice_letter_likelihood_and_summarize_then_answer(data):
+    _, qa = data
+    samples = qa.load()
+    llm = FakeLLM(letter="C")
+    preds = list(system(llm, FakeCaptioner(), mcqa="letter").predict(samples))
+    assert all(p.choice == 2 and p.text == "C" for p in preds)
+    assert all(r[2] == list("ABCDE") for r in llm.requests)          # constrained to the option letters
+    llm = FakeLLM()
+    preds = list(system(llm, FakeCaptioner(), mcqa="likelihood", reduction="sum").predict(samples))
+    for p, x in zip(preds, samples):                                  # FakeLLM: shorter option = likelier
+        assert p.choice == min(range(len(x.options)), key=lambda i: (len(x.options[i]), i))
+        assert len(p.extra["option_logprob_mean"]) == len(x.options)
+    assert all(r[0] == "score" and "Question:" in r[1] and "[0s-16s]" in r[1] for r in llm.requests)
+    llm = FakeLLM()
+    preds = list(system(llm, FakeCaptioner(), mcqa="letter", mode="summarize_then_answer").predict(samples))
+    summaries = [r for r in llm.requests if r[2] is None]
+    assert len(summaries) == len(samples) and all("summary: " in p.extra["summary"] for p in preds)
+    assert all("Here is a summary" in r[1] for r in llm.requests if r[2])
+    assert preds[0].provenance["prompts"]["summary_letter"]["prompt"] == "mcqa_from_summary_letter.v1"
+
+
+def test_blind_llm_sees_no_captions(data):
+    _, qa = data
+    llm = FakeLLM()
+    b = BlindLLM(llm)
+    b.prepare()
+    preds = list(b.predict(qa.load()))
+    assert all(p.choice is not None and p.extra["captions"] == [] for p in preds)
+    assert all("caption" not in r[1].lower() and "Question:" in r[1] for r in llm.requests)
+    assert b.tasks == {MCQA}
+
+
+def test_unreadable_video_and_failed_request_are_per_item(data, tmp_path):
+    summ, _ = data
+    samples = summ.load()
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    import dataclasses
+
+    items = [dataclasses.replace(samples[0], video=str(bad)), samples[1]]
+    preds = {p.uid: p for p in system(FakeLLM(), FakeCaptioner()).predict(items)}
+    assert "cannot read video" in preds[items[0].uid].failure and preds[items[1].uid].text
+    # one request fails: the batch raises LLMError naming it; the answers already received are cached
+    cache = str(tmp_path / "llm.sqlite")
+    first = samples[0].segments[0].sentence
+    llm = FakeLLM(fail_on=first, cache=cache)
+    s = system(llm, captions="oracle")
+    with pytest.raises(LLMError, match="1 of 3 chat requests failed"):
+        list(s.predict(samples))
+    healthy = FakeLLM(cache=cache)
+    agg._SHARED.clear()
+    preds = list(system(healthy, captions="oracle").predict(samples))
+    assert len(healthy.requests) == 1 and all(p.text for p in preds)    # only the failed one is asked again
+
+
+def test_configs_switch_captioner_and_llm(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from evals import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("compare", overrides=[f"paths.root={tmp_path}", "+system@systems.agg=llm_aggregator",
+                                            "+system@systems.blind=blind_llm", "llm.dtype=float32",
+                                            "captioner.checkpoint=/nowhere"])
+    s = instantiate(cfg.systems.agg, name="agg")
+    assert isinstance(s, LLMAggregator) and s._llm_cfg["_target_"] == "baselines.llm.hf.HFChat"
+    assert s._captioner_cfg["checkpoint"] == "/nowhere" and s.sampling.fps == cfg.video.fps
+    assert isinstance(instantiate(cfg.systems.blind, name="blind"), BlindLLM)
+    shutil.rmtree(tmp_path, ignore_errors=True)
