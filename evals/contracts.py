@@ -114,6 +114,7 @@ class Sampling:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int = 0
+    ignore_eos: bool = False   # always generate max_tokens (throughput benchmarks: equal output lengths)
 
 
 @runtime_checkable

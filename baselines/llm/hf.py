@@ -58,6 +58,8 @@ class HFChat(LLMBackend):
             texts = [self.prompt_text(c) for c in conversations[i:i + self.batch_size]]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             kw = dict(max_new_tokens=sampling.max_tokens, pad_token_id=tok.pad_token_id)
+            if sampling.ignore_eos:
+                kw["min_new_tokens"] = sampling.max_tokens
             if sampling.temperature > 0:
                 torch.manual_seed(sampling.seed)
                 kw.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
