@@ -165,7 +165,12 @@ def run_compare(cfg) -> dict:
                         float(cfg.stats.confidence))
     table.footer += footer
     _write(out, table, scores, failures)
-    return {"table": table, "scores": scores, "failures": failures, "out": out}
+    summary = {"table": table, "scores": scores, "failures": failures, "out": out}
+    if cfg.get("report", True):   # after the table files: a failing report only warns (evals.report)
+        from evals.report import write_report_safely
+
+        summary["report"] = write_report_safely(cfg, summary)
+    return summary
 
 
 def _columns(cfg, task: str, per_sys: dict) -> list[str]:
@@ -195,6 +200,8 @@ def report(summary: dict) -> str:
         if preds:
             lines.append(f"{b} / {s}: {len(preds)} failed items, e.g. {preds[0].uid}: {preds[0].failure}")
     lines.append(f"written to {summary['out']}/table.md, table.csv, table.tex, scores.json, failures.jsonl")
+    if summary.get("report"):
+        lines.append(f"report: {summary['report']} (open it in a browser)")
     return "\n".join(lines)
 
 
