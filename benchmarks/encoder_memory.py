@@ -28,10 +28,6 @@ Peers at the same geometry, randomly initialised from configs (no downloads), at
   vivit_gelu  the same with hidden_act="gelu" (the exact GELU we use): separates "our code" from "HF's
             gelu_fast is a chain of elementwise ops that autograd saves one by one" (informational row);
   videomae  transformers VideoMAEModel with 75% random token masking through `bool_masked_pos`.
-Proposed fixes (rows "ours_fixed", joint, full tuning, mask 0 and 0.75; --no-fixes to drop them): the
-code changes this benchmark suggests, applied to the model instance at run time (`apply_proposed_fixes`),
-so their effect is measured before encoder.py / layers.py are edited. Gradients are identical (checked in
-float64 against the unpatched model).
 
 How memory is measured (CPU has no allocator statistics like torch.cuda.max_memory_allocated):
 every configuration runs in a fresh child python. The child builds the model and the input, pre-allocates
@@ -143,57 +139,6 @@ def _saved_bytes(root, exclude: set[int]) -> dict[str, int]:
     return by_op
 
 
-def apply_proposed_fixes(model) -> None:
-    """The changes this benchmark suggests for encoder.py / layers.py, applied to one model instance so their
-    effect can be measured before anyone edits the code (the "ours_fixed" rows):
-      1. contiguous residual stream: the unmasked path feeds the blocks a (B, L, D) view of the permuted
-         Conv3d output with strides (L*D, 1, L); every block keeps that layout, so each LayerNorm copies
-         its input (forward and backward) and saves the strided input;
-      2. q, k, v = qkv.unbind(0) instead of qkv[0], qkv[1], qkv[2] (three SelectBackward nodes each
-         allocating a zero tensor of the full qkv size in backward);
-      3. fc2(gelu(h)) as one autograd Function that saves h only and recomputes gelu(h) in backward (the
-         MLP hidden is 4x the width, so its two saved copies are half of a block's activations)."""
-    import types
-    import torch
-    import torch.nn.functional as F
-
-    class GeluLinear(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, h, w, b):
-            ctx.save_for_backward(h, w)
-            return F.linear(F.gelu(h), w, b)
-
-        @staticmethod
-        def backward(ctx, gy):
-            h, w = ctx.saved_tensors
-            gh = gw = gb = None
-            if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-                gy2 = gy.reshape(-1, gy.shape[-1])
-                gw = gy2.T @ F.gelu(h).reshape(-1, h.shape[-1])       # recomputed, then freed
-                gb = gy2.sum(0)
-            if ctx.needs_input_grad[0]:
-                gh = torch.ops.aten.gelu_backward(gy @ w, h)
-            return gh, gw, gb
-
-    def attn_forward(self, x, groups=None):
-        B, L, D = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        mask = None if groups is None else (groups[:, None, :, None] == groups[:, None, None, :])
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, L, D))
-
-    def mlp_forward(self, x):
-        assert self.drop.p == 0
-        return GeluLinear.apply(self.fc1(x), self.fc2.weight, self.fc2.bias)
-
-    model.blocks[0].register_forward_pre_hook(lambda m, args: (args[0].contiguous(), *args[1:]))
-    for blk in model.blocks:
-        for a in (blk.attn, getattr(blk, "attn_t", None)):
-            if a is not None:
-                a.forward = types.MethodType(attn_forward, a)
-        blk.mlp.forward = types.MethodType(mlp_forward, blk.mlp)
-
-
 def build(spec: dict):
     """(model, input, step_fn(seed, on_graph=None) -> None, info)."""
     import torch
@@ -202,11 +147,9 @@ def build(spec: dict):
     F, model_name = spec["frames"], spec["model"]
     S = GEOM["image_size"]
     g = torch.Generator().manual_seed(0)
-    if model_name in ("ours", "ours_fixed"):
+    if model_name == "ours":
         from longvid.model.encoder import EncoderConfig, VideoEncoder
         model = VideoEncoder(EncoderConfig(**GEOM, num_frames=F, attention=spec["attention"])).train()
-        if model_name == "ours_fixed":
-            apply_proposed_fixes(model)
         video = torch.randn(BATCH, 3, F, S, S, generator=g)
         tuning = spec["tuning"]
         for p in model.parameters():
@@ -422,7 +365,7 @@ def peak_child(quick: bool, threads: int) -> dict:
 
 # ---------------------------------------------------------------------------------------------- parent side
 def name_of(s: dict) -> str:
-    if s["model"].startswith("ours"):
+    if s["model"] == "ours":
         return f"{s['model']}/{s['attention']}/m{s['mask']}/{s['tuning']}/f{s['frames']}"
     return f"{s['model']}/m{s['mask']}/f{s['frames']}"
 
@@ -441,15 +384,13 @@ def run_child(args_list: list[str], timeout: float) -> tuple[dict | None, str]:
     return None, (p.stderr.strip().splitlines() or ["no output"])[-1][:300]
 
 
-def grid(frames, tunings, peers, fixes, steps, budget, threads) -> list[dict]:
+def grid(frames, tunings, peers, steps, budget, threads) -> list[dict]:
     specs = []
     for f in frames:
         for att in ATTENTIONS:
             for m in MASKS:
                 for t in tunings:
                     specs.append(dict(model="ours", frames=f, mask=m, attention=att, tuning=t))
-        if fixes:
-            specs += [dict(model="ours_fixed", frames=f, mask=m, attention="joint", tuning="full") for m in (0.0, 0.75)]
         if peers:
             specs += [dict(model="vivit", frames=f, mask=0.0, attention="joint", tuning="full"),
                       dict(model="vivit_gelu", frames=f, mask=0.0, attention="joint", tuning="full"),
@@ -477,9 +418,8 @@ def find(rows, **kw):
     return None
 
 
-AB_GROUPS = ((dict(model="ours", mask=0.0), dict(model="vivit", mask=0.0), dict(model="vivit_gelu", mask=0.0),
-              dict(model="ours_fixed", mask=0.0)),
-             (dict(model="ours", mask=0.75), dict(model="videomae", mask=PEER_MASK), dict(model="ours_fixed", mask=0.75)))
+AB_GROUPS = ((dict(model="ours", mask=0.0), dict(model="vivit", mask=0.0), dict(model="vivit_gelu", mask=0.0)),
+             (dict(model="ours", mask=0.75), dict(model="videomae", mask=PEER_MASK)))
 
 
 def targets(rows, F, peak, ab: dict) -> list[str]:
@@ -515,16 +455,11 @@ def targets(rows, F, peak, ab: dict) -> list[str]:
     ours0, ours75 = o(attention="joint", mask=0.0, tuning="full"), o(attention="joint", mask=0.75, tuning="full")
     vivit, vg = find(rows, model="vivit", frames=F), find(rows, model="vivit_gelu", frames=F)
     vmae = find(rows, model="videomae", frames=F)
-    fx0, fx75 = (find(rows, model="ours_fixed", frames=F, mask=m) for m in (0.0, 0.75))
     check(f"[{F}f] unmasked joint vs VivitModel: step time", ours0, vivit, "step_s", 0.95)
     check(f"[{F}f] unmasked joint vs VivitModel: activation memory", ours0, vivit, "act_peak_MB", 0.45)
     check(f"[{F}f] 75% joint vs VideoMAEModel 75%: step time", ours75, vmae, "step_s", 1.0)
     check(f"[{F}f] 75% joint vs VideoMAEModel 75%: activation memory", ours75, vmae, "act_peak_MB", 0.9)
     info(f"[{F}f] unmasked joint vs VivitModel(hidden_act='gelu')", ours0, vg)
-    info(f"[{F}f] proposed fixes, unmasked, vs ours", fx0, ours0)
-    info(f"[{F}f] proposed fixes, unmasked, vs VivitModel", fx0, vivit)
-    info(f"[{F}f] proposed fixes, 75% masked, vs ours", fx75, ours75)
-    info(f"[{F}f] proposed fixes, 75% masked, vs VideoMAEModel", fx75, vmae)
     for m in (0.0, 0.75):
         r = o(attention="joint", mask=m, tuning="full")
         if r is None or "local_peak_gflops" not in r:
@@ -557,11 +492,10 @@ def plot(rows, path: Path) -> None:
             style = "-o" if att == "joint" else "--s"
             line(axes[0], sel, f"ours {att} mask {m}", "act_peak_MB", style)
             line(axes[2], sel, f"ours {att} mask {m}", "step_s", style)
-    for peer, m in (("vivit", 0.0), ("vivit_gelu", 0.0), ("videomae", PEER_MASK), ("ours_fixed", 0.0),
-                    ("ours_fixed", 0.75)):
+    for peer, m in (("vivit", 0.0), ("vivit_gelu", 0.0), ("videomae", PEER_MASK)):
         for ax, key in ((axes[0], "act_peak_MB"), (axes[2], "step_s")):
             line(ax, lambda r, peer=peer, m=m: r["model"] == peer and r["mask"] == m,
-                 f"{'' if peer.startswith('ours') else 'HF '}{peer} mask {m}", key, ":^")
+                 f"HF {peer} mask {m}", key, ":^")
     for i, t in enumerate(TUNINGS):
         for m in (0.0, 0.75):
             line(axes[1], lambda r, t=t, m=m: r["model"] == "ours" and r["attention"] == "joint" and r["mask"] == m
@@ -588,7 +522,6 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=45.0, help="max seconds of timed steps per config")
     ap.add_argument("--tunings", nargs="+", default=list(TUNINGS), choices=TUNINGS)
     ap.add_argument("--no-peers", action="store_true", help="skip the HF VivitModel / VideoMAEModel rows")
-    ap.add_argument("--no-fixes", action="store_true", help="skip the ours_fixed rows (proposed code changes)")
     ap.add_argument("--skip", nargs="*", default=[], help="glob(s) on config names to skip, e.g. "
                     "'ours/factorized/m0.0/*/f128' (names: ours/<attn>/m<mask>/<tuning>/f<F>, vivit/m0.0/f<F>)")
     ap.add_argument("--threads", type=int, default=-1, help="torch threads per child: 0 = torch default, "
@@ -617,7 +550,7 @@ def main() -> None:
     steps = args.steps or (2 if args.quick else 3)
     load = os.getloadavg()[0]
     threads = args.threads if args.threads >= 0 else (1 if load >= 1.0 else 0)
-    specs = grid(frames, args.tunings, not args.no_peers, not args.no_fixes, steps, args.budget, threads)
+    specs = grid(frames, args.tunings, not args.no_peers, steps, args.budget, threads)
     t_start = time.perf_counter()
     print(f"encoder memory benchmark: {len(specs)} configs, frames {frames}, {steps} timed steps, "
           f"threads {threads or 'torch default'}, load average {load:.1f} on {os.cpu_count()} cores", flush=True)

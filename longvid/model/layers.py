@@ -18,13 +18,21 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, groups: "Groups | None" = None
+                ) -> torch.Tensor:
+        """x (B, L, D). With `groups`, attention runs within each group: q/k/v are packed into the groups'
+        padded rows after the projection (so only q/k/v and the attention output carry padding)."""
         B, L, D = x.shape
-        qkv = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # (3, B, h, L, d)
-        q, k, v = qkv.unbind(0)  # one backward node (indexing qkv[i] thrice allocates three qkv-sized zeros)
+        qkv = self.qkv(x)                                                        # (B, L, 3D)
+        if groups is not None:
+            qkv, mask = groups.pack(qkv), groups.mask                            # (rows, P, 3D)
+        R, P = qkv.shape[:2]
+        q, k, v = qkv.view(R, P, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4).unbind(0)  # (R, h, P, d)
+        # (unbind: one backward node; indexing qkv[i] thrice allocates three qkv-sized zeros)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, L, D))  # (B, L, D)
+        y = y.transpose(1, 2).reshape(R, P, D)
+        return self.proj(groups.unpack(y) if groups is not None else y)         # (B, L, D)
 
 
 class CrossAttention(nn.Module):
@@ -68,16 +76,23 @@ class Groups:
         sizes = counts[counts > 0]
         self.rows, self.width = int(sizes.numel()), int(sizes.max())
         self.index = row[flat] * self.width + rank       # (B*L,) slot of each token in the padded layout
+        self.source = torch.full((self.rows * self.width,), B * L, device=ids.device)  # token of each slot
+        self.source[self.index] = torch.arange(B * L, device=ids.device)            # (B*L = a zero row)
         self.shape = (B, L)
         self.mask = None if bool((sizes == self.width).all()) else \
             (torch.arange(self.width, device=ids.device) < sizes[:, None])[:, None, None, :]  # (rows,1,1,P)
 
-    def attend(self, attn: "Attention", x: torch.Tensor) -> torch.Tensor:
-        """x (B, L, D) -> attention within groups, (B, L, D)."""
-        D = x.shape[-1]
-        packed = x.new_zeros(self.rows * self.width, D).index_copy(0, self.index, x.reshape(-1, D))
-        y = attn(packed.view(self.rows, self.width, D), self.mask)
-        return y.reshape(-1, D).index_select(0, self.index).view(*self.shape, D)
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, C) -> (rows, P, C), zeros in the padding slots. (A gather: its backward keeps only the
+        index, where index_copy's would keep the whole source.)"""
+        C = x.shape[-1]
+        src = torch.cat([x.reshape(-1, C), x.new_zeros(1, C)])
+        return src.index_select(0, self.source).view(self.rows, self.width, C)
+
+    def unpack(self, y: torch.Tensor) -> torch.Tensor:
+        """(rows, P, C) -> (B, L, C)."""
+        C = y.shape[-1]
+        return y.reshape(-1, C).index_select(0, self.index).view(*self.shape, C)
 
 
 def reference_attention(attn: Attention, x: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
@@ -179,7 +194,7 @@ class Block(nn.Module):
         if grid is None:
             if groups is None:
                 raise ValueError("a factorized block needs the token layout: grid=(T, N) or groups")
-            return groups.attend(attn, x)
+            return attn(x, groups=groups)
         B, L, D = x.shape
         T, N = grid
         x = x.view(B, T, N, D)

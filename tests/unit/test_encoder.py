@@ -75,7 +75,7 @@ def test_packed_groups_attention_equals_the_masked_reference():
     ids = torch.tensor([[0, 2, 2, 0, 2, 0, 2, 2, 0, 2], [1, 1, 1, 1, 1, 1, 1, 1, 1, 0]])  # unequal, empty groups
     groups = Groups(ids, num_groups=3)
     assert groups.rows == 4 and groups.width == 9 and groups.mask is not None
-    out = groups.attend(attn, x)
+    out = attn(x, groups=groups)
     assert torch.allclose(out, reference_attention(attn, x, ids), atol=1e-5)
     out.square().sum().backward()                     # padding slots and empty groups keep gradients finite
     assert all(torch.isfinite(p.grad).all() for p in [x, *attn.parameters()])
