@@ -2,7 +2,8 @@
 
     python benchmarks/llm_throughput.py --model cache/smollm2/SmolLM2-135M-Instruct   # longvid-smollm2 writes it
 
-(a) HF transformers generate, sequential (what LLoVi-style code does), in its fastest dtype here (bf16);
+(a) HF transformers generate, sequential (what LLoVi-style code does), in its fastest dtype here (fp32: this
+    CPU has no native bf16, see --hf-dtype);
 (b) HF generate, batched (left padding);
 (c) a vLLM server launched for the run, with concurrent requests.
 Every prompt is ~360 tokens of timestamped captions + a question (the modular baseline's real prompt,
@@ -55,7 +56,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--batch-size", type=int, default=16, help="(b) HF batch size")
     ap.add_argument("--concurrency", type=int, default=16, help="(c) concurrent requests to the server")
-    ap.add_argument("--hf-dtype", default="bfloat16")
+    ap.add_argument("--hf-dtype", default="float32", help="float32 | bfloat16 (bf16 is emulated, hence slow, on "
+                    "CPUs without AVX512-BF16/AMX, such as this machine's)")
+    ap.add_argument("--vllm-dtype", default="float32")
     ap.add_argument("--skip", nargs="*", default=[], choices=["hf_seq", "hf_batch", "vllm"])
     ap.add_argument("--out", default="outputs/benchmarks/llm_throughput.json")
     args = ap.parse_args()
@@ -94,11 +97,11 @@ def main() -> None:
     if "vllm" not in args.skip:
         from baselines.llm.server import OpenAIServerLLM, VLLMServer
 
-        with VLLMServer(model_path=args.model, served_model_name="bench", dtype="bfloat16") as server:
+        with VLLMServer(model_path=args.model, served_model_name="bench", dtype=args.vllm_dtype) as server:
             llm = OpenAIServerLLM(url=server.url, model="bench", concurrency=args.concurrency, retries=0,
                                   timeout=600)
             llm.chat([[{"role": "user", "content": "hi"}]], Sampling(max_tokens=2))   # warm-up, tiny prefix
-            record("vllm", *timed(llm, convs, sampling), note=f"(c) server, {args.concurrency} concurrent, bf16")
+            record("vllm", *timed(llm, convs, sampling), note=f"(c) server, {args.concurrency} concurrent, {args.vllm_dtype}")
     a, b, c = (rows.get(k, {}).get("prompts_per_s") for k in ("hf_seq", "hf_batch", "vllm"))
     if a and c:
         print(f"(c) vLLM server vs (a) HF sequential: {c / a:.2f}x prompts/s (target >= 3x): "
