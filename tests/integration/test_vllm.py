@@ -89,6 +89,10 @@ def test_modular_baseline_end_to_end_and_a_rerun_from_the_caches(server, tmp_pat
     from evals.runner import run_compare
     from evals.store import read_predictions
 
+    from tests.tiny_captioners import save_tiny_git
+
+    git = save_tiny_git(tmp_path / "git")   # a real HF image-text captioner (tiny, random weights)
+
     def cfg(url, out):
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             c = compose("compare", overrides=[
@@ -101,7 +105,8 @@ def test_modular_baseline_end_to_end_and_a_rerun_from_the_caches(server, tmp_pat
                 "+system@systems.likelihood=llm_aggregator", "systems.likelihood.mcqa=likelihood",
                 "systems.letter.sampling.max_tokens=64", "systems.likelihood.sampling.max_tokens=64"])
         with open_dict(c):
-            c.captioner = {"_target_": "tests.helpers.FakeCaptioner"}
+            c.captioner = {"_target_": "baselines.captioners.hf.HFImageCaptioner", "path": git,
+                           "frames_per_segment": 2, "max_new_tokens": 8}
         return c
 
     aggregator._SHARED.clear()
@@ -115,6 +120,8 @@ def test_modular_baseline_end_to_end_and_a_rerun_from_the_caches(server, tmp_pat
     summ = read_predictions(tmp_path / "run" / "synthetic_summary" / "letter" / "predictions.jsonl")
     assert len(summ) == 3 and all(p.text and "OpenAIServerLLM" == p.provenance["llm"]["backend"]
                                   for p in summ.values())
+    assert all(p.provenance["captioner"] == "baselines.captioners.hf.HFImageCaptioner" and p.extra["captions"]
+               and all(len(c) == 3 and c[1] > c[0] for c in p.extra["captions"]) for p in summ.values())
     assert {"accuracy", "CIDEr"} <= set(out["scores"]["synthetic_qa"]["likelihood"]) | set(
         out["scores"]["synthetic_summary"]["likelihood"])
     # a new table from the caches alone: the LLM "server" is a closed port, and nothing fails
