@@ -4,6 +4,8 @@
   answer-position bias alone scores.
 - `TrainPrior`: a blind summarizer/captioner that writes the training split's most frequent sentences,
   in their usual order, without looking at the video.
+- `PerTask`: one table row served by a different system per task (e.g. a video-to-text model's summarizer
+  and its multiple-choice head).
 """
 from __future__ import annotations
 
@@ -62,3 +64,37 @@ class TrainPrior:
             text = self.text if s.task == SUMMARIZATION else self.text.split(". ")[0].rstrip(".")
             yield Prediction(uid=s.uid, system=self.name, text=text, seconds=time.perf_counter() - t0,
                              provenance={"rule": "most frequent training sentences"})
+
+
+class PerTask:
+    """`systems`: task -> system config (`_target_`, built here with this row's name) or system object."""
+
+    def __init__(self, systems, name: str = "per_task"):
+        from hydra.utils import instantiate
+        from omegaconf import DictConfig
+
+        if not systems:
+            raise ValueError(f"PerTask {name!r}: no systems given")
+        self.name = name
+        self.by_task = {}
+        for task, sys_ in dict(systems).items():
+            built = instantiate(sys_, name=name) if isinstance(sys_, (dict, DictConfig)) else sys_
+            if task not in built.tasks:
+                raise ValueError(f"PerTask {name!r}: the system for {task!r} ({type(built).__name__}) does not "
+                                 f"support it (it supports {sorted(built.tasks)})")
+            self.by_task[task] = built
+        self.tasks = frozenset(self.by_task)
+
+    def prepare(self, benchmark) -> None:
+        s = self.by_task.get(getattr(benchmark, "task", None))
+        if s is not None and hasattr(s, "prepare"):
+            s.prepare(benchmark)
+
+    def predict(self, samples: Sequence[Sample]) -> Iterator[Prediction]:
+        for task in dict.fromkeys(s.task for s in samples):
+            yield from self.by_task[task].predict([s for s in samples if s.task == task])
+
+    def close(self) -> None:
+        for s in self.by_task.values():
+            if hasattr(s, "close"):
+                s.close()

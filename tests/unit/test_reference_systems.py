@@ -1,0 +1,43 @@
+"""The reference systems of evals.systems: constant choice, the blind training prior, per-task composites."""
+import pytest
+
+from evals.contracts import MCQA, SUMMARIZATION, Sample
+from evals.systems import ConstantChoice, PerTask, TrainPrior
+
+
+class _Bench:
+    def __init__(self, task, refs=()):
+        self.task, self.name, self._refs = task, "b", list(refs)
+
+    def train_references(self):
+        return self._refs
+
+
+def qa(uid):
+    return Sample(uid=uid, benchmark="b", task=MCQA, video=None, question="q", options=("a", "b", "c"), answer=1)
+
+
+def summ(uid):
+    return Sample(uid=uid, benchmark="b", task=SUMMARIZATION, video=None, references=("x.",))
+
+
+def test_train_prior_writes_the_most_frequent_sentences_in_order():
+    tp = TrainPrior()
+    tp.prepare(_Bench(SUMMARIZATION, ["A red square appears. It spins.", "A red square appears. It leaves.",
+                                      "A red square appears. It spins. It leaves."]))
+    (p,) = tp.predict([summ("s1")])
+    assert p.text == "A red square appears. It spins."
+    with pytest.raises(ValueError, match="training references"):
+        TrainPrior().prepare(_Bench(SUMMARIZATION))
+
+
+def test_per_task_dispatches_each_item_to_its_tasks_system():
+    prior = {"_target_": "evals.systems.TrainPrior"}
+    row = PerTask({SUMMARIZATION: prior, MCQA: ConstantChoice(index=2)}, name="row")
+    assert row.tasks == {SUMMARIZATION, MCQA} and row.by_task[SUMMARIZATION].name == "row"
+    row.prepare(_Bench(SUMMARIZATION, ["One thing happens."]))
+    row.prepare(_Bench(MCQA))                                   # ConstantChoice has no prepare: fine
+    preds = {p.uid: p for p in row.predict([qa("q1"), summ("s1"), qa("q2")])}
+    assert preds["q1"].choice == 2 and preds["q2"].choice == 2 and preds["s1"].text == "One thing happens."
+    with pytest.raises(ValueError, match="does not support"):
+        PerTask({MCQA: prior})
