@@ -1,7 +1,9 @@
 """Test doubles and fixtures-makers (never used by the suite itself)."""
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -124,3 +126,49 @@ class FakeLLM:
                 return [[(-float(len(o)), len(o.split())) for o in opts] for opts in options]
 
         return _Fake(*a, **kw)
+
+
+class JsonHTTPServer:
+    """A local HTTP server for fault tests (127.0.0.1, a free port). Subclasses implement
+    `handle(path, body, headers) -> (status, reply)`: reply is JSON-able or raw bytes; status None = hang
+    until `close()`."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.release = threading.Event()
+        srv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status, reply = srv.handle(self.path, body, dict(self.headers))
+                if status is None:
+                    srv.release.wait(10)
+                    return
+                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:   # the client gave up (timeout): fine
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads, self.httpd.block_on_close = True, False
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def handle(self, path: str, body: dict, headers: dict):
+        raise NotImplementedError
+
+    def close(self):
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()

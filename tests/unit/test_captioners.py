@@ -7,7 +7,6 @@ import io
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from baselines.captioners.openai_server import OpenAICaptioner, chat_endpoint
 from baselines.llm.base import LLMError
 from evals.contracts import Captioner, Clip
 from tests.tiny_captioners import save_tiny
+from tests.helpers import JsonHTTPServer
 
 
 def clips_of(lengths, h=24, w=40, seed=0):
@@ -98,46 +98,24 @@ def test_hf_captioner_rejects_bad_frames(tiny_models):
 
 
 # --- OpenAI-compatible server captioner ---------------------------------------------------------------------------
-class FakeServer:
+class FakeServer(JsonHTTPServer):
     """An OpenAI-style chat endpoint. `behave(n, body)` -> (status, reply text) or None for the default reply,
     which names the grey levels of the request's images ("level 10 level 20")."""
 
     def __init__(self, behave=None, delay=0.0):
         self.bodies, self.headers, self.lock = [], [], threading.Lock()
         self.behave, self.delay = behave or (lambda n, body: None), delay
-        fake = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with fake.lock:
-                    n = len(fake.bodies)
-                    fake.bodies.append(body)
-                    fake.headers.append(dict(self.headers))
-                time.sleep(fake.delay)
-                status, text = fake.behave(n, body) or (200, " ".join(f"level {v}" for v in levels(body)))
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}
-                                  if status == 200 else {"error": text}).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads, self.httpd.block_on_close = True, False
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def handle(self, path, body, headers):
+        with self.lock:
+            n = len(self.bodies)
+            self.bodies.append(body)
+            self.headers.append(headers)
+        time.sleep(self.delay)
+        status, text = self.behave(n, body) or (200, " ".join(f"level {v}" for v in levels(body)))
+        return status, ({"choices": [{"message": {"role": "assistant", "content": text}}]} if status == 200
+                        else {"error": text})
 
 
 def images(body):
@@ -231,7 +209,7 @@ def test_openai_timeout_and_refused_connection_do_not_hang(server):
     with pytest.raises(LLMError, match="Timeout"):
         cap.caption([level_clip([1])])
     assert time.perf_counter() - t0 < 2.5
-    port = srv.httpd.server_address[1]
+    port = srv.port
     srv.close()
     cap = OpenAICaptioner(f"http://127.0.0.1:{port}", "m", frames_per_segment=1, timeout=1, retries=1, backoff=0.01)
     with pytest.raises(LLMError, match=f"127.0.0.1:{port}.*failed after 2 attempts"):

@@ -9,9 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 from baselines.llm.base import LLMError
 from baselines.llm.server import _LIVE, OpenAIServerLLM, VLLMServer, _group_alive, free_port
 from evals.contracts import Sampling
+from tests.helpers import JsonHTTPServer
 
 REPO = str(Path(__file__).resolve().parents[2])
 CONV = [{"role": "user", "content": "Which letter? A or B"}]
@@ -29,38 +28,18 @@ def tokens(text: str) -> list[int]:
     return [ord(c) for c in text]
 
 
-class FakeOpenAI:
+class FakeOpenAI(JsonHTTPServer):
     """An OpenAI-compatible server on 127.0.0.1 whose behaviour a test sets: `mode` is ok | 500 | hang |
     garbage | nochoices | 400; requests whose body contains `fail_marker` get a 500 in any mode."""
 
     def __init__(self):
-        self.mode, self.fail_marker, self.hits, self.release = "ok", None, [], threading.Event()
-        fake = self
+        self.mode, self.fail_marker, self.hits = "ok", None, []
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.hits.append(self.path)
-                status, reply = fake.answer(self.path, body)
-                if status == "hang":
-                    fake.release.wait(10)
-                    return
-                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def handle(self, path, body, headers):
+        self.hits.append(path)
+        status, reply = self.answer(path, body)
+        return (None, None) if status == "hang" else (status, reply)
 
     def count(self, path: str) -> int:
         return sum(h == path for h in self.hits)
@@ -92,10 +71,6 @@ class FakeOpenAI:
                 for i, p in enumerate(body["prompt"])]}
         return 404, {"error": f"no route {path}"}
 
-    def close(self):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
