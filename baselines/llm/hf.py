@@ -4,7 +4,6 @@ log-likelihood as the reply (for single-token choices such as letters this is ex
 decoding); `score` returns each option's summed log-probability and token count."""
 from __future__ import annotations
 
-
 from baselines.llm.base import Conversation, LLMBackend
 from evals.contracts import Sampling
 
