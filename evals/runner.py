@@ -215,3 +215,7 @@ def main() -> None:
         print(report(run_compare(cfg)))
 
     _main()
+
+
+if __name__ == "__main__":
+    main()

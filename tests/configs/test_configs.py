@@ -25,13 +25,22 @@ def test_every_group_is_covered():
     assert set(PRIMARY) == {p.name for p in CONFIGS.iterdir() if p.is_dir()}
 
 
+def fill_missing(node, tmp_path) -> None:
+    """Give every mandatory (???) value, at any depth, a path under tmp_path."""
+    for key in list(node):
+        if OmegaConf.is_missing(node, key):
+            node[key] = str(tmp_path / str(key))
+        elif OmegaConf.is_dict(node[key]):
+            fill_missing(node[key], tmp_path)
+
+
 def load(primary, overrides):
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return compose(primary, overrides=overrides)
 
 
-@pytest.mark.parametrize("name", ["compare", "score", "train", "retrieval", "train_v2t"])
+@pytest.mark.parametrize("name", ["compare", "score", "train", "retrieval", "train_v2t", "pipeline"])
 def test_primary_configs_compose(name, tmp_path):
     cfg = load(name, [f"paths.root={tmp_path}", *TINY_SYN] + {"score": ["predictions=x"], "retrieval": ["checkpoint=x"],
                                                                 "train_v2t": ["encoder_path=x"]}.get(name, []))
@@ -43,15 +52,13 @@ def test_every_group_option_composes_and_instantiates(group, option, tmp_path):
     base = [f"paths.root={tmp_path}", *TINY_SYN]
     if group in ("benchmark", "system"):
         cfg = load("compare", base + [f"+{group}@probe={option}"])
-        for key in [k for k in cfg.probe if OmegaConf.is_missing(cfg.probe, k)]:
-            cfg.probe[key] = str(tmp_path / key)      # e.g. a system's checkpoint (loaded on prepare / predict)
+        fill_missing(cfg.probe, tmp_path)             # e.g. a system's checkpoint (loaded on prepare / predict)
         assert instantiate(cfg.probe, **({"name": "probe"} if group == "system" else {})) is not None
         return
     if group in ("captioner", "llm"):   # built, not run: models load / servers start on first use
         cfg = load("compare", base + [f"{group}={option}"])
         node = cfg[group]
-        for key in [k for k in node if OmegaConf.is_missing(node, k)]:
-            node[key] = str(tmp_path / key)
+        fill_missing(node, tmp_path)
         if group == "captioner" and option == "hf":
             from tests.tiny_captioners import save_tiny_git
 
