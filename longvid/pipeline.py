@@ -51,8 +51,10 @@ def plan(cfg) -> list[Step]:
             raise ValueError(f"pipeline step {name!r}: needs `module` and `output` (and optionally args, clear, "
                              f"after, common); unknown keys {sorted(unknown)}")
         common = list(cfg.common_args) if d.get("common", True) else []   # Hydra commands share data + paths
-        steps.append(Step(name, d["module"], list(d.get("args") or []) + common, d["output"], d.get("clear"),
-                          d.get("after")))
+        short = d["module"].rsplit(".", 1)[-1]             # longvid.train -> train, evals.runner -> runner
+        extra = list((cfg.get("module_args") or {}).get(short) or [])      # e.g. batch sizes per command
+        steps.append(Step(name, d["module"], list(d.get("args") or []) + common + extra, d["output"],
+                          d.get("clear"), d.get("after")))
     names = {s.name for s in steps}
     for s in steps:
         missing = [a for a in s.after if a not in names]
@@ -79,7 +81,8 @@ def run(cfg) -> Path:
             shutil.rmtree(step.clear)
         state_file.write_text(json.dumps({"digest": digest, "done": False, "args": step.args}, indent=1))
         cmd = [sys.executable, "-m", step.module, *step.args]
-        print(f"[pipeline] {step.name}: {' '.join(cmd[1:])}", flush=True)
+        print(f"[pipeline] {step.name}: {step.module} {' '.join(a for a in step.args if a not in cfg.common_args)}",
+              flush=True)
         t = time.perf_counter()
         r = subprocess.run(cmd, env={**os.environ, **dict(cfg.env or {})})
         if r.returncode != 0:
