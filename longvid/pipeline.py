@@ -84,9 +84,15 @@ def run(cfg) -> Path:
         print(f"[pipeline] {step.name}: {step.module} {' '.join(a for a in step.args if a not in cfg.common_args)}",
               flush=True)
         t = time.perf_counter()
-        r = subprocess.run(cmd, env={**os.environ, **dict(cfg.env or {})})
-        if r.returncode != 0:
-            raise SystemExit(f"[pipeline] step {step.name!r} failed (exit code {r.returncode}); rerun the same "
+        proc = subprocess.Popen(cmd, env={**os.environ, **dict(cfg.env or {})})
+        try:
+            code = proc.wait()
+        finally:                     # interrupted (Ctrl-C, SIGTERM): stop the step too, not leave it orphaned
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+        if code != 0:
+            raise SystemExit(f"[pipeline] step {step.name!r} failed (exit code {code}); rerun the same "
                              f"command to resume from where it stopped")
         if not Path(step.output).exists():
             raise SystemExit(f"[pipeline] step {step.name!r} finished but wrote no {step.output}")
@@ -99,9 +105,13 @@ def run(cfg) -> Path:
 
 
 def main() -> None:
+    import signal
+
     import hydra
 
     from evals import config_dir
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # so that the running step is stopped as well
 
     @hydra.main(config_path=config_dir(), config_name="pipeline", version_base="1.3")
     def _main(cfg) -> None:
