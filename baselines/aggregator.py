@@ -115,6 +115,7 @@ class LLMAggregator:
         self.segments, self.window = segments, float(window)
         self.sampling = VideoSampling(**dict(video or {}))
         self._llm_cfg, self._captioner_cfg = _container(llm), _container(captioner)
+        self._captioner_id = None
         self._oracle_cfg, self._oracle = _container(oracle_source), None
         self.prompts = {**PROMPTS, **dict(prompts or {})}
         self.gen = {"max_tokens": 160, **dict(sampling or {})}
@@ -148,16 +149,17 @@ class LLMAggregator:
 
     def _caption_key(self, sample: Sample, seg: Segment) -> dict:
         st = os.stat(sample.video)
+        if self._captioner_id is None:          # once: it walks the checkpoint folder for time stamps
+            self._captioner_id = _identity(self._captioner_cfg)
         return {"video": os.path.abspath(sample.video), "size": st.st_size, "mtime": st.st_mtime_ns,
-                "segment": [seg.start, seg.end], "captioner": _identity(self._captioner_cfg),
-                "sampling": self.sampling.__dict__}
+                "segment": [seg.start, seg.end], "captioner": self._captioner_id, "sampling": self.sampling.__dict__}
 
     def captions_for(self, samples: Sequence[Sample]) -> dict[str, list[tuple[float, float, str]] | Exception]:
         """uid -> [(start, end, caption)] in time order, or the exception that stopped this item."""
         out: dict[str, Any] = {}
         if self.captions == "none":
             return {s.uid: [] for s in samples}
-        todo: list[tuple[str, Segment, dict, Sample]] = []
+        todo: list[tuple[str, Segment, dict, Sample, int]] = []   # uid, segment, cache key, item, position
         for s in samples:
             try:
                 oracle = self.oracle_segments(s) if (self.captions == "oracle" or self.segments == "oracle") else None
