@@ -9,6 +9,7 @@ A run writes `<run_dir>/ckpt/` (Lightning checkpoints; a rerun resumes from last
 `<run_dir>/model/` (safetensors + config + tokenizer, loadable with `DualEncoder.from_pretrained`)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 
@@ -49,9 +50,12 @@ def fit_resumable(cfg, module, data, run_dir: Path, fit: bool = True):
     from lightning.pytorch.loggers import CSVLogger
 
     ckpt = ModelCheckpoint(dirpath=run_dir / "ckpt", save_last=True, every_n_train_steps=cfg.checkpoint_every)
-    trainer = instantiate(cfg.trainer, default_root_dir=str(run_dir), callbacks=[ckpt],
+    extra = [instantiate(c) for c in (cfg.get("callbacks") or [])]
+    trainer = instantiate(cfg.trainer, default_root_dir=str(run_dir), callbacks=[ckpt, *extra],
                           logger=CSVLogger(str(run_dir), name="logs"))
     last = run_dir / "ckpt" / "last.ckpt"
+    # our loaders resume through the datamodule's state (longvid/data/resumable.py), not Lightning's protocol
+    warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
     if fit:
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
     return trainer
@@ -68,7 +72,7 @@ def train(cfg) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    data = instantiate(cfg.data)
+    data = instantiate(cfg.data, seed=cfg.seed)
     module = ContrastiveModule(model=OmegaConf.to_container(cfg.model, resolve=True),
                                tokenizer_dir=tokenizer_for(cfg, run_dir),
                                tuning=OmegaConf.to_container(cfg.tuning, resolve=True),

@@ -44,7 +44,7 @@ def train(cfg) -> Path:
         raise FileNotFoundError(f"encoder_path={encoder_path}: not a saved DualEncoder (longvid-train's model/)")
     lm_path = resolve_lm(cfg)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    data = instantiate(cfg.data, encoder_path=encoder_path, _recursive_=False)
+    data = instantiate(cfg.data, encoder_path=encoder_path, seed=cfg.seed, _recursive_=False)
     module = V2TModule(model={**OmegaConf.to_container(cfg.model, resolve=True), "encoder_path": encoder_path,
                               "lm_path": lm_path},
                        task=cfg.task, prompts=OmegaConf.to_container(cfg.prompts, resolve=True),

@@ -172,3 +172,17 @@ class JsonHTTPServer:
         self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class CrashAtStep:
+    """A Lightning callback that raises once `global_step` reaches `step`: a crash in the middle of a run."""
+
+    def __new__(cls, step: int):
+        from lightning.pytorch.callbacks import Callback
+
+        class _Crash(Callback):
+            def on_train_batch_end(self, trainer, *args):
+                if trainer.global_step >= step:
+                    raise RuntimeError(f"simulated crash at step {trainer.global_step}")
+
+        return _Crash()

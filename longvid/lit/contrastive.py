@@ -9,17 +9,18 @@ import torch
 from torch.utils.data import DataLoader
 
 from longvid.data.datasets import ImageTextDataset, VideoTextDataset
+from longvid.data.resumable import LoaderResumeMixin, seed_step, step_generator
 from longvid.model.dual import DualConfig, DualEncoder, load_state_flexible
 from longvid.model.encoder import count_params
 from longvid.model.peft import apply_tuning
 
 
-class PairsDataModule(L.LightningDataModule):
+class PairsDataModule(LoaderResumeMixin, L.LightningDataModule):
     """Video-text pairs (+ optional image-text pairs mixed into every batch) for train / val."""
 
     def __init__(self, train: str, val: str | None = None, images: str | None = None, root: str | None = None,
                  num_frames: int = 16, size: int = 64, fps: float = 1.0, batch_size: int = 8,
-                 image_batch_size: int = 8, num_workers: int = 0, limit: int | None = None):
+                 image_batch_size: int = 8, num_workers: int = 0, limit: int | None = None, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
 
@@ -29,16 +30,18 @@ class PairsDataModule(L.LightningDataModule):
         self.val_set = VideoTextDataset(h.val, h.root, h.num_frames, h.size, h.fps, h.limit) if h.val else None
         self.image_set = ImageTextDataset(h.images, h.root, h.size, h.limit) if h.images else None
 
-    def _loader(self, ds, bs, shuffle):
-        return DataLoader(ds, batch_size=bs, shuffle=shuffle, num_workers=self.hparams.num_workers,
-                          drop_last=shuffle and len(ds) > bs, persistent_workers=self.hparams.num_workers > 0)
+    def _loader(self, ds, bs, shuffle, seed=0):
+        drop = shuffle and len(ds) > bs
+        sampler = self.resumable_sampler(len(ds), bs, drop, self.hparams.seed + seed) if shuffle else None
+        return DataLoader(ds, batch_size=bs, sampler=sampler, num_workers=self.hparams.num_workers,
+                          drop_last=drop, persistent_workers=self.hparams.num_workers > 0)
 
     def train_dataloader(self):
         from lightning.pytorch.utilities import CombinedLoader
 
         loaders = {"video": self._loader(self.train_set, self.hparams.batch_size, True)}
         if self.image_set is not None:
-            loaders["image"] = self._loader(self.image_set, self.hparams.image_batch_size, True)
+            loaders["image"] = self._loader(self.image_set, self.hparams.image_batch_size, True, seed=1)
         return CombinedLoader(loaders, mode="max_size_cycle")
 
     def val_dataloader(self):
@@ -63,7 +66,6 @@ class ContrastiveModule(L.LightningModule):
 
             load_state_flexible(self.model, load_file(str(Path(init_from) / "model.safetensors")))
         apply_tuning(self.model.vivit, **(tuning or {}))
-        self.generator: torch.Generator | None = None
         self._val: list[tuple[torch.Tensor, torch.Tensor, list[str]]] = []
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
@@ -75,15 +77,17 @@ class ContrastiveModule(L.LightningModule):
         trainable, total = count_params(self.model)
         self.print(f"parameters: {trainable:,} trainable / {total:,} total "
                    f"({100 * trainable / max(total, 1):.1f}%)")
-        # masks differ per rank but are reproducible from the seed
-        self.generator = torch.Generator(device=self.device).manual_seed(self.hparams.seed + self.global_rank)
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        seed_step(self.hparams.seed, self.global_rank, self.global_step)     # dropout: exact on resume
 
     def training_step(self, batch, batch_idx):
         batch = batch[0] if isinstance(batch, (tuple, list)) else batch
         embeds, texts = [], []
         if batch.get("video") is not None:
             v = batch["video"]
-            embeds.append(self.model.video(v["video"], mask_ratio=self.hparams.mask_ratio, generator=self.generator,
+            g = step_generator(self.hparams.seed, self.global_rank, self.global_step, self.device)
+            embeds.append(self.model.video(v["video"], mask_ratio=self.hparams.mask_ratio, generator=g,
                                            **({"tube": True} if self.hparams.tube_mask else {})).embedding)
             texts += v["text"]
         if batch.get("image") is not None:

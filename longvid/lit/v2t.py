@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from evals.contracts import Sample
+from longvid.data.resumable import LoaderResumeMixin, seed_step, step_generator
 from longvid.data.v2t import Prompts, V2T_TASKS, encoder_geometry, load_samples, sample_span, video_tensor
 from longvid.data.video import VideoSampling, read_frames
 from longvid.model.encoder import count_params
@@ -72,7 +73,7 @@ def collate(items: list[dict]) -> dict:
             "target": [d["target"] for d in items]}
 
 
-class V2TDataModule(L.LightningDataModule):
+class V2TDataModule(LoaderResumeMixin, L.LightningDataModule):
     """`train` / `val`: benchmark configs (Hydra `_target_` dicts, e.g. `evals.synthetic.SyntheticBenchmark`
     with `split: train`, or `evals.benchmarks.dense.YouCook2` on the official file) or benchmark objects.
     Frame count and size default to the encoder's (`encoder_path`); frames are sampled at `fps` (at most
@@ -80,7 +81,7 @@ class V2TDataModule(L.LightningDataModule):
 
     def __init__(self, train: Any, val: Any = None, task: str | None = None, encoder_path: str | None = None,
                  num_frames: int | None = None, size: int | None = None, fps: float = 1.0, batch_size: int = 8,
-                 num_workers: int = 0, limit: int | None = None):
+                 num_workers: int = 0, limit: int | None = None, seed: int = 0):
         super().__init__()
         self.save_hyperparameters(ignore=["train", "val"])
         self.train_cfg, self.val_cfg = train, val
@@ -118,8 +119,10 @@ class V2TDataModule(L.LightningDataModule):
 
     def _loader(self, ds, shuffle: bool) -> DataLoader:
         bs = self.hparams.batch_size
-        return DataLoader(ds, batch_size=bs, shuffle=shuffle, num_workers=self.hparams.num_workers,
-                          collate_fn=collate, drop_last=shuffle and len(ds) > bs,
+        drop = shuffle and len(ds) > bs
+        sampler = self.resumable_sampler(len(ds), bs, drop, self.hparams.seed) if shuffle else None
+        return DataLoader(ds, batch_size=bs, sampler=sampler, num_workers=self.hparams.num_workers,
+                          collate_fn=collate, drop_last=drop,
                           persistent_workers=self.hparams.num_workers > 0)
 
     def train_dataloader(self):
@@ -152,7 +155,6 @@ class V2TModule(L.LightningModule):
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.model.cfg.lm_path, local_files_only=True)
-        self.generator: torch.Generator | None = None
 
     def load_connector(self, directory) -> None:
         """Trainable tensors of an exported `VideoToText` (same encoder / LM geometry and connector config)."""
@@ -182,7 +184,6 @@ class V2TModule(L.LightningModule):
         self.print(f"parameters: {c['trainable']:,} trainable / {c['total']:,} total "
                    f"({100 * c['trainable'] / max(c['total'], 1):.2f}%); frozen: encoder {c['encoder']:,}, "
                    f"LM {c['lm']:,} (no gradients, no optimizer state)")
-        self.generator = torch.Generator(device=self.device).manual_seed(self.hparams.seed + self.global_rank)
 
     def _trainable_keys(self) -> set[str]:
         return {"model." + k for k in self.model.trainable_state_dict()}
@@ -208,8 +209,12 @@ class V2TModule(L.LightningModule):
         b = caption_batch(self.tokenizer, prompts, targets, max_length=self.hparams.max_length)
         return {k: v.to(self.device) for k, v in b.items()}
 
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        seed_step(self.hparams.seed, self.global_rank, self.global_step)     # dropout: exact on resume
+
     def training_step(self, batch, batch_idx):
-        out = self.model(batch["video"], **self.batch_inputs(batch), generator=self.generator)
+        g = step_generator(self.hparams.seed, self.global_rank, self.global_step, self.device)
+        out = self.model(batch["video"], **self.batch_inputs(batch), generator=g)
         n = len(batch["target"])
         self.log("train/loss", out.loss, prog_bar=True, batch_size=n)
         gates = torch.stack([torch.tanh(g.attn_gate).abs() for g in self.model.xattn])

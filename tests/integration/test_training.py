@@ -64,6 +64,24 @@ def test_stage1_then_stage2_then_resume(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_a_crashed_run_resumes_exactly(tmp_path):
+    """Crash twice (after the checkpoints at steps 2 and 4, mid-epoch; the image loader cycles at another
+    length), resume each time: the model equals the one of an uninterrupted run, bit for bit."""
+    base = [*TINY, "synthetic.n_train=12", "experiment=stage1_short", "model.encoder.num_frames=8",
+            "trainer.max_steps=7", "checkpoint_every=2", "mask_ratio=0.5", "data.image_batch_size=5"]
+    straight = train(cfg_for([f"paths.root={tmp_path / 'a'}", *base]))
+    crash = "callbacks=[{_target_:tests.helpers.CrashAtStep,step:%d}]"
+    run = [f"paths.root={tmp_path / 'b'}", *base]
+    for step in (3, 5):
+        with pytest.raises(RuntimeError, match=f"simulated crash at step {step}"):
+            train(cfg_for(run + [crash % step]))
+        last = tmp_path / "b" / "outputs" / "train" / "stage1_short" / "ckpt" / "last.ckpt"
+        assert torch.load(last, weights_only=False)["global_step"] == step - 1   # the checkpoint it resumes from
+    resumed = train(cfg_for(run))
+    assert (resumed / "model.safetensors").read_bytes() == (straight / "model.safetensors").read_bytes()
+
+
+@pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path):
     cmd = [sys.executable, "-m", "longvid.train", f"paths.root={tmp_path}", *TINY, "experiment=eff_short",
            "model.encoder.num_frames=8", "trainer=ddp_cpu", "trainer.max_steps=2", "data.images=null"]

@@ -72,6 +72,17 @@ def test_text_encoder_mean_pools_real_tokens_only(tmp_path):
     assert tok.decode(one["input_ids"][0], skip_special_tokens=True) == "a red square spins"
 
 
+def test_tokenizer_vocabulary_is_deterministic_and_spells_unseen_words():
+    texts = ["a red square spins", "a blue circle grows", "a green cross fades away", "a red circle spins"] * 3
+    a, b = train_tokenizer(texts, 50), train_tokenizer(list(reversed(texts)), 50)
+    assert a.get_vocab() == b.get_vocab() and len(a) == 50             # the same ids, whatever the order
+    words = [t for t in a.get_vocab() if t.isalpha() and len(t) > 1]
+    assert "a" in a.get_vocab() and "red" in words and "spins" in words  # frequent words are whole tokens
+    enc = a("a purple square")
+    assert a.convert_ids_to_tokens(enc["input_ids"])[2:4] == ["p", "##u"]  # unseen: spelled out, no [UNK]
+    assert a.decode(enc["input_ids"], skip_special_tokens=True) == "a purple square"
+
+
 def test_text_encoder_loads_a_local_pretrained_bert(tmp_path):
     from transformers import BertConfig, BertModel
 
