@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -110,11 +111,55 @@ def check_videos(samples: Sequence[Sample], video_check=None, progress: bool = T
     return reasons
 
 
+_REF = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")   # a whole value that is one absolute interpolation
+
+
+def missing_values(cfg) -> dict[str, str]:
+    """Mandatory (`???`) values that the configured benchmarks and systems reach -> the key that reaches them.
+    A value reached through an interpolation (`video_root: ${videos}`, `llm: ${llm}`) is named by its target
+    (`videos`, `llm.url`): the key to set on the command line."""
+    from omegaconf import OmegaConf
+
+    root = OmegaConf.to_container(cfg, resolve=False)   # raw: "???" and "${...}" stay strings
+    found: dict[str, str] = {}
+    followed: set[str] = set()
+
+    def lookup(path: str):
+        node = root
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def walk(value, path: str, via: str | None = None) -> None:   # via: the key whose interpolation led here
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}", via)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]", via)
+        elif value == "???":
+            found.setdefault(path, via or path)
+        elif isinstance(value, str) and (m := _REF.fullmatch(value)) and m[1] not in followed:
+            followed.add(m[1])
+            walk(lookup(m[1]), m[1], via or path)
+
+    for group in ("benchmarks", "systems"):
+        walk(root.get(group) or {}, group)
+    return found
+
+
 def run_compare(cfg) -> dict:
     """Run, score and tabulate. `cfg` is the composed `compare` config. Returns a summary dict."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    missing = missing_values(cfg)
+    if missing:   # before any work: a forgotten path must not surface hours later as failed items
+        raise ValueError("missing mandatory values: " + ", ".join(
+            k if k == user else f"{k} (for {user})" for k, user in missing.items())
+            + f"; set them on the command line, e.g. {next(iter(missing))}=...")
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     progress = bool(cfg.get("progress", True))

@@ -154,7 +154,8 @@ class _CiderResampler:
                 item_of_ref.append(i)
                 row += 1
             n_refs.append(len(refs))
-        arr = lambda t: tuple(np.asarray(x) for x in t)
+        # typed: a hypothesis sharing no n-gram with its references (e.g. failed = empty) leaves lists empty
+        arr = lambda t: (np.asarray(t[0], np.int64), np.asarray(t[1], np.int64), np.asarray(t[2], float))
         self.num, self.nr, self.nc = arr(num), arr(nr), arr(nc)
         self.m_item, self.m_g = np.asarray(m_item), np.asarray(m_g)
         self.pen, self.item_of_ref = np.asarray(pen), np.asarray(item_of_ref)

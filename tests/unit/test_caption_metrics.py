@@ -123,6 +123,14 @@ def test_missing_prediction_scores_as_empty():
         assert missing[m].per_item["b"] == 0
 
 
+def test_cider_resamples_a_system_that_shares_no_ngram():
+    """e.g. a row whose items all failed (empty text): CIDEr 0 in every resample, not a crash."""
+    refs = {"a": ["the cat sat on the mat"], "b": ["a dog runs in the park"]}
+    for preds in ({"a": "", "b": ""}, {"a": "zebra", "b": "quokka"}):
+        cider = caption_scores(refs, preds, metrics=("CIDEr",))["CIDEr"]
+        assert cider.value == 0 and cider.info["resample"](np.array([0, 1, 1])) == 0
+
+
 def test_bad_inputs_name_the_item():
     with pytest.raises(ValueError, match="unknown caption metrics"):
         caption_scores({"a": ["x"]}, {"a": "x"}, metrics=("BLEU-5",))
