@@ -1,4 +1,5 @@
-# The two commands of the README: `make compare` (set up + the main job) and `make test` (set up + tests).
+# The two commands of the README: `make compare` (set up + the pipeline: from nothing to the comparison table)
+# and `make test` (set up + tests).
 # Set-up creates .venv from pyproject.toml once (re-done when pyproject.toml changes).
 VENV ?= .venv
 PYTHON ?= python3
@@ -34,7 +35,7 @@ $(STAMP): pyproject.toml Makefile requirements-vllm.txt
 	touch $@
 
 compare: setup
-	$(VENV)/bin/longvid-compare $(ARGS)
+	$(VENV)/bin/longvid-pipeline $(ARGS)
 
 test: setup
 	$(VENV)/bin/python -m pytest $(ARGS)

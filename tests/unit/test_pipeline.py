@@ -71,3 +71,17 @@ def test_bad_step_config_names_the_step(tmp_path):
     cfg.steps.a.typo = 1
     with pytest.raises(ValueError, match="pipeline step 'a'.*typo"):
         plan(cfg)
+
+
+def test_script_steps_run_a_repository_file_and_get_no_hydra_args(tmp_path):
+    cfg = cfg_for(tmp_path)
+    cfg.steps.c = {"script": "benchmarks/encoder_memory.py", "args": ["--help"], "output": str(tmp_path / "o")}
+    step = {s.name: s for s in plan(cfg)}["c"]
+    assert step.command()[1].endswith("benchmarks/encoder_memory.py") and step.args == ["--help"]
+    cfg.steps.c.script = "benchmarks/nope.py"
+    with pytest.raises(SystemExit, match="nope.py, which is not there.*steps.c=null"):
+        run(cfg)
+    assert calls(tmp_path) == ["out.txt"] * 2                     # a and b ran; c stopped the run clearly
+    cfg.steps.c.module = "x"
+    with pytest.raises(ValueError, match="needs `module` or `script`"):
+        plan(cfg)
