@@ -186,3 +186,34 @@ class CrashAtStep:
                     raise RuntimeError(f"simulated crash at step {trainer.global_step}")
 
         return _Crash()
+
+
+def save_tiny_v2t(root, lm_dir: str, task: str = "summarization", mask_ratio: float = 0.0,
+                  gate: float | None = None) -> str:
+    """A tiny saved VideoToText (32 px, 8 frames, 1-layer encoder saved to `root/enc`) on the LM in `lm_dir`,
+    with the default prompts, at `root/model`. `gate`: open the gated cross-attention (0 = the LM alone)."""
+    import torch
+
+    from longvid.data.v2t import Prompts
+    from longvid.model.dual import DualConfig, DualEncoder
+    from longvid.model.encoder import EncoderConfig
+    from longvid.model.text import TextConfig
+    from longvid.model.v2t import V2TConfig, VideoToText
+
+    root = Path(root)
+    torch.manual_seed(0)
+    enc = EncoderConfig(image_size=32, patch_size=16, tubelet_frames=2, num_frames=8, width=32, depth=1, heads=2,
+                        mlp_dim=64, embed_dim=16)
+    DualEncoder(DualConfig(encoder=enc, vocab_size=50, text=TextConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, embed_dim=16))
+    ).save_pretrained(root / "enc")
+    vt = VideoToText(V2TConfig(encoder_path=str(root / "enc"), lm_path=str(lm_dir), latents=4, resampler_depth=1,
+                               resampler_heads=2, xattn_heads=2, mask_ratio=mask_ratio))
+    if gate is not None:
+        with torch.no_grad():
+            for g in vt.xattn:
+                g.attn_gate.fill_(gate)
+                g.ff_gate.fill_(gate)
+    out = vt.save(root / "model")
+    (out / "prompts.json").write_text(json.dumps({"task": task, "prompts": Prompts().to_dict()}))
+    return str(out)

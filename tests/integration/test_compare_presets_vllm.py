@@ -12,7 +12,7 @@ from baselines import aggregator
 from baselines.llm.server import VLLMServer, _group_alive
 from evals.runner import run_compare
 from evals.store import read_predictions
-from tests.unit.test_compare_presets import ANN, data_overrides, make_fixture_videos, preset, save_tiny_v2t
+from tests.unit.test_compare_presets import ANN, data_overrides, make_fixture_videos, preset, tiny_checkpoint
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 pytest.importorskip("vllm")
@@ -33,7 +33,7 @@ def server(smollm2_dir, tmp_path_factory):
 
 
 def test_egoschema_preset_against_a_real_vllm_server(server, tmp_path):
-    ckpt = save_tiny_v2t(tmp_path / "v2t")
+    ckpt = tiny_checkpoint(tmp_path / "v2t")
     videos = make_fixture_videos(tmp_path / "videos")
     aggregator._SHARED.clear()
     cfg = preset("egoschema", [

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -17,7 +16,7 @@ from baselines import aggregator
 from evals import config_dir
 from evals.runner import run_compare
 from evals.store import read_predictions
-from tests.helpers import JsonHTTPServer, make_video
+from tests.helpers import JsonHTTPServer, make_video, save_tiny_v2t
 
 ANN = Path(__file__).resolve().parents[1] / "data" / "annotations"
 SPAN = re.compile(r"^\[(\d+)s-(\d+)s\] ", re.M)
@@ -26,31 +25,16 @@ FAST = ["progress=false", "report=false", "stats.resamples=50", "batch_size=4",
 
 
 # --- shared with tests/integration/test_compare_presets_vllm.py -----------------------------------------------
-def save_tiny_v2t(root: Path) -> str:
+def tiny_checkpoint(root: Path) -> str:
     """A tiny saved VideoToText (32 px, 8 frames, tiny Llama) with its prompts: usable as summarizer, QA model
     and captioner (`<root>/model`)."""
-    from longvid.data.v2t import Prompts
-    from longvid.model.dual import DualConfig, DualEncoder
-    from longvid.model.encoder import EncoderConfig
-    from longvid.model.text import TextConfig
     from longvid.model.tiny_lm import build_tiny_lm
-    from longvid.model.v2t import V2TConfig, VideoToText
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "texts.txt").write_text("\n".join(["chop the onion.", "a man plays the bagpipes.", "it spun"] * 5))
     lm = build_tiny_lm(root / "lm", [root / "texts.txt"], hidden_size=128, num_layers=2, num_heads=2,
                        intermediate_size=128, vocab_size=300, pretrain_steps=30, progress=False)
-    torch.manual_seed(0)
-    enc = EncoderConfig(image_size=32, patch_size=16, tubelet_frames=2, num_frames=8, width=32, depth=1, heads=2,
-                        mlp_dim=64, embed_dim=16)
-    DualEncoder(DualConfig(encoder=enc, vocab_size=50, text=TextConfig(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, embed_dim=16))
-    ).save_pretrained(root / "enc")
-    vt = VideoToText(V2TConfig(encoder_path=str(root / "enc"), lm_path=lm, latents=4, resampler_depth=1,
-                               resampler_heads=2, xattn_heads=2, mask_ratio=0.0))
-    out = vt.save(root / "model")
-    (out / "prompts.json").write_text(json.dumps({"task": "summarization", "prompts": Prompts().to_dict()}))
-    return str(out)
+    return save_tiny_v2t(root, lm)
 
 
 def make_fixture_videos(root: Path) -> dict[str, Path]:
@@ -119,7 +103,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("presets")
     server = FakeVLLM()
     try:
-        yield {"ckpt": save_tiny_v2t(root / "v2t"), "videos": make_fixture_videos(root / "videos"), "llm": server}
+        yield {"ckpt": tiny_checkpoint(root / "v2t"), "videos": make_fixture_videos(root / "videos"), "llm": server}
     finally:
         server.close()
 

@@ -3,6 +3,7 @@ model: likelihood QA picks the best-scored option, generation QA goes through th
 captioner's `caption(clips)` agrees with its `predict`, unreadable videos fail only their own item."""
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from evals.contracts import CAPTIONING, MCQA, SUMMARIZATION, Clip, Sample, Segment
 from longvid.data.v2t import Prompts, encoder_geometry, left_pad, video_tensor
-from tests.helpers import make_video
+from tests.helpers import make_video, save_tiny_v2t
 
 TEXTS = ["a red square spins. a blue circle grows.", "a green cross moves left.", "it spun", "What colour was it?"]
 
@@ -27,26 +28,8 @@ def lm_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory, lm_dir):
-    from longvid.model.dual import DualConfig, DualEncoder
-    from longvid.model.encoder import EncoderConfig
-    from longvid.model.text import TextConfig
-    from longvid.model.v2t import V2TConfig, VideoToText
-
     root = tmp_path_factory.mktemp("v2t_sys")
-    torch.manual_seed(0)
-    enc = EncoderConfig(image_size=32, patch_size=16, tubelet_frames=2, num_frames=8, width=32, depth=1, heads=2,
-                        mlp_dim=64, embed_dim=16)
-    DualEncoder(DualConfig(encoder=enc, vocab_size=50, text=TextConfig(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, embed_dim=16))
-    ).save_pretrained(root / "enc")
-    vt = VideoToText(V2TConfig(encoder_path=str(root / "enc"), lm_path=lm_dir, latents=4, resampler_depth=1,
-                               resampler_heads=2, xattn_heads=2, mask_ratio=0.3))
-    with torch.no_grad():
-        for g in vt.xattn:
-            g.attn_gate.fill_(0.8)
-            g.ff_gate.fill_(0.8)
-    out = vt.save(root / "model")
-    (out / "prompts.json").write_text(json.dumps({"task": "mcqa", "prompts": Prompts().to_dict()}))
+    out = Path(save_tiny_v2t(root, lm_dir, task="mcqa", mask_ratio=0.3, gate=0.8))
     for i in range(3):
         make_video(root / "videos" / f"v{i}.mp4", n_frames=10, size=64, seed=i)
     return out, root / "videos"
