@@ -1,68 +1,216 @@
-"""The one answer parser: free text -> option index, or None (unparseable counts as wrong, never guessed).
+"""Answers to multiple-choice questions: the one parser (free text -> option index, or None), the option
+letters every prompt uses, and the likelihood rule (option scores -> index). None counts as wrong, and its
+rate is reported; nothing here ever guesses.
 
-Tried in order, the first rule that finds anything decides; if what it finds disagrees, the answer is None:
-1. explicit final-answer markers ("Answer: C", "The answer is (B)", "final answer: E", "correct option is D");
-   several markers must agree — a CoT that changes its mind is ambiguous;
-2. the whole reply is a letter: "B", "(B)", "B.", "[B]";
-3. the reply starts with a letter label: "B) a red circle", "(C) ...", "D: ...";
-4. option text: exactly one option's text appears in the reply (an option contained in a longer
-   matching option does not count on its own);
-5. bracketed letters anywhere: "(C)" — all must agree.
-Letters run over the first `len(options)` letters of A..Z.
+`parse_choice` tries these in order; the first that finds anything decides, and if what it finds disagrees or
+names more than one choice, the answer is None:
+1. explicit containers: `<answer>C</answer>`, a JSON object `{"answer": "C"}` (its value parsed by these rules);
+2. final-answer markers: "Answer: C", "The answer is (B)", "final answer: E", "the correct option is D",
+   "the best choice is B", "I choose / pick / select C"; several markers must agree (a chain of thought that
+   changes its mind is ambiguous); a marker followed by more than one choice ("B or C", "B, C", "both B and
+   C") is ambiguous;
+3. the whole reply is one choice: "B", "(B)", "B.", "[B]", "**B**", "`B`", "Option B", "option 2", "2";
+4. the reply starts with a label: "B) a red circle", "(C) ...", "D: ...";
+5. option text: exactly one option's text appears in the reply (an option contained in a longer matching
+   option does not count on its own);
+6. bracketed letters anywhere: "(C)" — all must agree.
+A choice is a letter among the first `len(options)` of A..Z, or a number N: "option N" and a bare N are the
+0-based index N (EgoSchema's "option 0".."option 4"), valid when 0 <= N < len(options). A number that begins
+an option's own text ("2 people") is that option's text, not an index. A choice followed by the exact text of
+a *different* option ("B) <option A's text>") is ambiguous. Markdown emphasis and code spans around a choice
+are ignored.
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import Sequence
 
-_LETTER = r"(?:\(\s*([A-Za-z])\s*\)|\[\s*([A-Za-z])\s*\]|([A-Z])(?![\w'])|([a-z])(?=\s*(?:[.):]|$)))"
-_MARKER = re.compile(  # keywords in any case; the letter itself by _LETTER's case rules
-    r"(?i:final\s+answer|correct\s+(?:answer|option|choice)|(?<!\w)answer|best\s+(?:answer|option))"
-    r"(?i:\s*(?:is|would\s+be|:|=|-)?\s*(?:option|choice|letter)?\s*:?\s*)" + _LETTER)
-_WHOLE = re.compile(r"^\s*(?:option\s+)?[(\[]?\s*([A-Za-z])\s*[)\].:]?\s*$", re.IGNORECASE)
-_LABEL = re.compile(r"^\s*(?:option\s+)?(?:\(\s*([A-Za-z])\s*\)|\[\s*([A-Za-z])\s*\]|([A-Z])\s*[).:])(?:\s|$)")
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# one choice token: (X) [X], an upper-case letter on its own, a lower-case one before punctuation or the end,
+# or a number (not a decimal, not the start of a word); after "option"/"choice"/"letter" a letter of any case
+_TOK = (r"(?:\(\s*(?P<b>[A-Za-z]|\d+)\s*\)|\[\s*(?P<s>[A-Za-z]|\d+)\s*\]|(?P<u>[A-Z])(?![\w'])"
+        r"|(?P<l>[a-z])(?=\s*(?:[.):,;]|$))|(?P<n>\d+)(?![\w]|[.,]\d))")
+_BARE = re.compile(r"\s*" + _TOK)
+_PREFIXED = re.compile(r"\s*(?i:(?:option|choice|letter)\s*(?:number\s*|no\.?\s*)?[:#]?\s*)"
+                       r"(?:\(\s*(?P<b>[A-Za-z]|\d+)\s*\)|\[\s*(?P<s>[A-Za-z]|\d+)\s*\]|(?P<u>[A-Za-z])(?![\w'])"
+                       r"|(?P<n>\d+)(?![\w]|[.,]\d))")
+_MARKER = re.compile(
+    r"(?i:final\s+answer|correct\s+(?:answer|option|choice)|(?<![\w-])answer|best\s+(?:answer|option|choice)"
+    r"|(?<!\w)i(?:\s+would|\s+will|'ll)?\s+(?:choose|pick|select|go\s+with)|my\s+choice)"
+    r"(?i:\s*(?:is|would\s+be|will\s+be|:|=|-)?\s*:?)")
+_MORE = re.compile(r"\s*(?:,|/|&|\+|;|\bor\b|\band\b|\band/or\b|\bas\s+well\s+as\b)", re.IGNORECASE)
+_BOTH = re.compile(r"\s*(?:both|either)\b", re.IGNORECASE)
+_WHOLE_END = re.compile(r"\s*[.!:)\]]*\s*")
+_LABEL_END = re.compile(r"\s*[).:\-]")
 _BRACKETED = re.compile(r"\(\s*([A-Za-z])\s*\)|\[\s*([A-Za-z])\s*\]")
+_TAG = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
+_EMPHASIS = re.compile(r"\*+|`+|(?<!\w)_+|_+(?!\w)")
 
 
+def letter(i: int) -> str:
+    return LETTERS[i]
+
+
+def format_options(options: Sequence[str], template: str = "{letter}. {option}") -> str:
+    """The options as the suite's prompts list them, one per line: "A. first option"."""
+    return "\n".join(template.format(letter=LETTERS[i], option=o) for i, o in enumerate(options))
+
+
+def choose_by_likelihood(sums: Sequence[float], counts: Sequence[int], reduction: str = "mean"
+                         ) -> tuple[int | None, dict]:
+    """The option whose text is likeliest as the reply: `reduction` "sum" of its token log-probs, or their
+    "mean" (per token). A tie for the best score (e.g. two options with the same text) is None, never the first
+    by position. Returns (index or None, extra) with both reductions recorded."""
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    sums = [float(x) for x in sums]
+    means = [a / max(1, int(n)) for a, n in zip(sums, counts, strict=True)]
+    chosen = sums if reduction == "sum" else means
+    best = max(chosen)
+    winners = [i for i, x in enumerate(chosen) if x == best]
+    extra = {"option_logprob_sum": [round(x, 4) for x in sums],
+             "option_logprob_mean": [round(x, 4) for x in means], "reduction": reduction}
+    return (winners[0] if len(winners) == 1 else None), extra
+
+
+# ------------------------------------------------------------------------------------------------- parsing
 def _norm(s: str) -> str:
     return " " + " ".join(re.sub(r"[^a-z0-9]+", " ", s.lower()).split()) + " "
 
 
-def _decide(letters: list[str], n: int) -> tuple[bool, int | None]:
-    """(found anything, index or None). Letters beyond the n options make the answer None."""
-    if not letters:
+_AMBIGUOUS = object()   # found something, and it names no single option
+
+
+class _Options:
+    def __init__(self, options: Sequence[str]):
+        self.n = len(options)
+        self.normed = [_norm(o) for o in options]
+
+    def index(self, m: re.Match) -> int | None:
+        """The 0-based index a choice token names, or None if beyond the options."""
+        g = next(v for v in m.groupdict().values() if v)
+        i = int(g) if g.isdigit() else ord(g.upper()) - ord("A")
+        return i if 0 <= i < self.n else None
+
+    def starting(self, text: str, alone: bool = False):
+        """The option whose whole text begins `text` (the longest such option), or None. `alone`: _AMBIGUOUS if
+        another option's text follows it ("a red circle or a blue square")."""
+        t = _norm(text)
+        hits = [i for i, o in enumerate(self.normed) if o.strip() and t.startswith(o)]
+        if not hits:
+            return None
+        i = max(hits, key=lambda i: len(self.normed[i]))
+        rest = re.sub(r"^ (?:and or|or|and|as well as|then) ", " ", t[len(self.normed[i]) - 1:])
+        return _AMBIGUOUS if alone and self.starting(rest) is not None else i
+
+    def mentioned(self, text: str) -> set[int]:
+        hay = _norm(text)
+        hits = {i for i, o in enumerate(self.normed) if o.strip() and o in hay}
+        return {i for i in hits if not any(j != i and self.normed[i] in self.normed[j] for j in hits)}
+
+
+def _labelled(text: str) -> bool:
+    """Does the reply start with a choice written as a choice: the whole reply, bracketed, followed by ) . : -,
+    or by another choice ("B or C"), or after "both"/"either"?"""
+    if _BOTH.match(text):
+        return True
+    m = _PREFIXED.match(text) or _BARE.match(text)
+    if m is None:
+        return False
+    rest = text[m.end():]
+    return bool(m["b"] or m["s"] or _WHOLE_END.fullmatch(rest) or _LABEL_END.match(rest)
+                or ((more := _MORE.match(rest)) and (_PREFIXED.match(rest[more.end():])
+                                                      or _BARE.match(rest[more.end():]))))
+
+
+def _choice_at(text: str, opts: _Options):
+    """What `text` names from its start: an index, _AMBIGUOUS, or None when it starts with no choice and no
+    option's text."""
+    both = _BOTH.match(text)
+    body = text[both.end():] if both else text
+    m = _PREFIXED.match(body) or _BARE.match(body)
+    by_text = opts.starting(body, alone=True)
+    if by_text is _AMBIGUOUS:
+        return _AMBIGUOUS
+    if m is None or (m["n"] and by_text is not None and opts.normed[by_text].split()[0] == m["n"]):
+        # no token, or a number that begins an option's own text ("2 people"): read the option's text
+        return None if by_text is None else _AMBIGUOUS if both else by_text
+    rest = body[m.end():]
+    more = _MORE.match(rest)
+    if both or (more and (m2 := _PREFIXED.match(rest[more.end():]) or _BARE.match(rest[more.end():]))
+                and opts.index(m2) is not None):
+        return _AMBIGUOUS                                   # "B or C", "B, C", "both B and C"
+    i = opts.index(m)
+    lab = _LABEL_END.match(rest)
+    after = opts.starting(rest[lab.end():] if lab else rest)
+    if i is None or (after is not None and after != i):
+        return _AMBIGUOUS                                   # beyond the options; "B) <option A's text>"
+    if m["u"] and by_text is not None and by_text != i and re.match(r" [A-Za-z]", rest):
+        return _AMBIGUOUS                                   # "A red circle" where that is option B's text
+    return i
+
+
+def _decide(found: list) -> tuple[bool, int | None]:
+    if not found:
         return False, None
-    idx = {ord(l.upper()) - ord("A") for l in letters}
-    if len(idx) != 1:
+    if any(f is _AMBIGUOUS for f in found) or len(set(found)) != 1:
         return True, None
-    (i,) = idx
-    return True, (i if 0 <= i < n else None)
-
-
-def _groups(matches) -> list[str]:
-    return [next(g for g in m.groups() if g) for m in matches]
+    return True, found[0]
 
 
 def parse_choice(text: str | None, options: Sequence[str]) -> int | None:
     """Option index named by `text`, or None if it names none or several."""
-    if not text or not text.strip() or not options:
+    if not isinstance(text, str) or not text.strip() or not options:
         return None
-    n = len(options)
-    found, idx = _decide(_groups(_MARKER.finditer(text)), n)
+    opts = _Options(options)
+    text = _EMPHASIS.sub("", text)
+    # 1. containers
+    tags = _TAG.findall(text)
+    if tags:
+        return _decide([_AMBIGUOUS if (i := parse_choice(t, options)) is None else i for t in tags])[1]
+    found, idx = _json_answer(text, options)
     if found:
         return idx
-    for rx in (_WHOLE, _LABEL):
-        m = rx.match(text)
-        if m:
-            return _decide(_groups([m]), n)[1]
-    hay = _norm(text)
-    normed = [_norm(o) for o in options]
-    hits = {i for i, o in enumerate(normed) if o.strip() and o in hay}
-    hits = {i for i in hits if not any(j != i and normed[i] in normed[j] for j in hits)}
+    # 2. markers
+    found, idx = _decide([i for m in _MARKER.finditer(text) if (i := _choice_at(text[m.end():], opts)) is not None])
+    if found:
+        return idx
+    # 3. the whole reply is one choice; 4. a leading label (not a word such as the article in "A dog ...")
+    if _labelled(text):
+        i = _choice_at(text, opts)
+        return None if i is _AMBIGUOUS else i
+    # 5. option text
+    hits = opts.mentioned(text)
     if hits:
         return hits.pop() if len(hits) == 1 else None
-    return _decide(_groups(_BRACKETED.finditer(text)), n)[1]
+    # 6. bracketed letters anywhere
+    letters = [next(g for g in m.groups() if g) for m in _BRACKETED.finditer(text)]
+    idx = {ord(l.upper()) - ord("A") for l in letters}
+    if len(idx) != 1:
+        return None
+    (i,) = idx
+    return i if 0 <= i < opts.n else None
 
 
-def letter(i: int) -> str:
-    return chr(ord("A") + i)
+def _json_answer(text: str, options: Sequence[str]) -> tuple[bool, int | None]:
+    """A JSON object with an "answer" key somewhere in the reply: (found, index or None)."""
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return False, None
+    try:
+        obj = json.loads(text[start:end + 1])
+    except ValueError:
+        return False, None
+    if not isinstance(obj, dict):
+        return False, None
+    keys = [k for k in obj if isinstance(k, str) and k.strip().lower() in ("answer", "final_answer", "choice")]
+    if len(keys) != 1:
+        return bool(keys), None
+    v = obj[keys[0]]
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        return True, None
+    if isinstance(v, int):
+        return True, (v if 0 <= v < len(options) else None)
+    return True, parse_choice(v, options)

@@ -1,9 +1,21 @@
-"""Paired statistics for two systems scored on the same items."""
+"""Paired statistics for two systems scored on the same items.
+
+Bootstrap CIs resample *clusters* of items when items share a video (NExT-QA has ~9 questions per video,
+EgoSchema one): questions about one video are not independent draws, and resampling them one by one gives
+intervals that are too narrow. A cluster bootstrap draws whole videos with replacement and keeps every item of
+each drawn video. With one item per cluster (or no clusters given) it is the ordinary item bootstrap, with
+exactly the same draws. The draws depend only on (clusters, resamples, seed), so distributions of two systems
+computed separately are paired.
+
+Accuracy also gets a p-value: the exact McNemar test (binomial on the discordant pairs, exact at any n) when
+items are independent; when items share a video, the clustered McNemar test of Durkalski et al. (2003),
+whose statistic sums the discordances within each video (asymptotic chi-square, 1 df).
+"""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -15,40 +27,75 @@ class PairedDelta:
     high: float
     n: int            # number of shared items
     resamples: int
+    clusters: int | None = None   # number of clusters resampled (None: items resampled one by one)
 
 
-def bootstrap_indices(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n) item indices drawn with replacement; the same draws serve both systems."""
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+class Draws:
+    """`resamples` bootstrap draws of n items, by item or by cluster (`clusters[i]` = item i's cluster label).
+
+    `mean(x)` is the statistic "mean of per-item scores" on every draw (vectorised, also for clusters: sums
+    and counts per cluster); `indices()` yields each draw's item indices (with repeats; for clusters the
+    lengths vary), for corpus statistics recomputed per draw (BLEU, CIDEr)."""
+
+    def __init__(self, n: int, resamples: int, seed: int, clusters: Sequence[Hashable] | None = None):
+        if n <= 0:
+            raise ValueError("no items to resample")
+        self.n, self.resamples = int(n), int(resamples)
+        if clusters is not None and len(clusters) != n:
+            raise ValueError(f"{len(clusters)} cluster labels for {n} items")
+        ids: dict = {}
+        label = np.arange(n) if clusters is None else np.array([ids.setdefault(c, len(ids)) for c in clusters])
+        self.n_clusters = int(label.max()) + 1
+        self.clustered = self.n_clusters < n
+        # cluster c = item c when every cluster is one item (labels follow first appearance): the same draws
+        self.draws = np.random.default_rng(seed).integers(0, self.n_clusters, size=(self.resamples, self.n_clusters))
+        self.label = label
+        order = np.argsort(label, kind="stable")
+        self.counts = np.bincount(label, minlength=self.n_clusters)
+        self.members = np.split(order, np.cumsum(self.counts)[:-1])
+
+    def mean(self, x) -> np.ndarray:
+        x = np.asarray(x, float)
+        if x.shape != (self.n,):
+            raise ValueError(f"expected {self.n} per-item scores, got shape {x.shape}")
+        if not self.clustered:
+            return x[self.draws].mean(axis=1)
+        sums = np.bincount(self.label, weights=x, minlength=self.n_clusters)
+        return sums[self.draws].sum(axis=1) / self.counts[self.draws].sum(axis=1)
+
+    def indices(self):
+        for d in self.draws:
+            yield d if not self.clustered else np.concatenate([self.members[c] for c in d])
+
+    def distribution(self, stat) -> np.ndarray:
+        """The statistic on every draw: `stat` is per-item scores (their mean) or a function of indices."""
+        if callable(stat):
+            return np.array([stat(i) for i in self.indices()], float)
+        return self.mean(stat)
 
 
-def bootstrap_distribution(stat, n: int, resamples: int = 1000, seed: int = 0) -> np.ndarray:
-    """Values of a statistic on `resamples` bootstrap draws of n items. `stat` is either per-item scores
-    (statistic = their mean, vectorised) or a function of an index array (a corpus statistic). The draws
-    depend only on (n, resamples, seed), so distributions of two systems computed separately are paired."""
-    idx = bootstrap_indices(n, resamples, seed)
-    if callable(stat):
-        return np.array([stat(i) for i in idx], float)
-    x = np.asarray(stat, float)
-    if x.shape != (n,):
-        raise ValueError(f"expected {n} per-item scores, got shape {x.shape}")
-    return x[idx].mean(axis=1)
+def bootstrap_distribution(stat, n: int, resamples: int = 1000, seed: int = 0,
+                           clusters: Sequence[Hashable] | None = None) -> np.ndarray:
+    """Values of a statistic on `resamples` bootstrap draws of n items (of their clusters, if given). `stat`
+    is either per-item scores (statistic = their mean, vectorised) or a function of an index array."""
+    return Draws(n, resamples, seed, clusters).distribution(stat)
 
 
 def paired_delta(full_a: float, full_b: float, boot_a: np.ndarray, boot_b: np.ndarray, n: int,
-                 confidence: float = 0.95) -> PairedDelta:
+                 confidence: float = 0.95, clusters: int | None = None) -> PairedDelta:
     """Difference B - A with the percentile CI from two paired bootstrap distributions."""
     deltas = np.asarray(boot_b) - np.asarray(boot_a)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(deltas, [alpha, 1 - alpha])
-    return PairedDelta(float(full_b - full_a), float(low), float(high), n, len(deltas))
+    return PairedDelta(float(full_b - full_a), float(low), float(high), n, len(deltas), clusters)
 
 
 def paired_bootstrap(a: Sequence[float] | None = None, b: Sequence[float] | None = None, *,
                      stat_a: Callable[[np.ndarray], float] | None = None,
                      stat_b: Callable[[np.ndarray], float] | None = None, n: int | None = None,
-                     resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> PairedDelta:
-    """CI of the difference B - A by resampling items (paired: one draw of items for both systems).
+                     resamples: int = 1000, seed: int = 0, confidence: float = 0.95,
+                     clusters: Sequence[Hashable] | None = None) -> PairedDelta:
+    """CI of the difference B - A by resampling items, or their clusters (paired: one draw for both systems).
 
     Either per-item scores `a`, `b` (the statistic is their mean: vectorised), or corpus statistics
     `stat_a(indices)`, `stat_b(indices)` recomputed on each resample (e.g. corpus CIDEr, BLEU)."""
@@ -56,27 +103,27 @@ def paired_bootstrap(a: Sequence[float] | None = None, b: Sequence[float] | None
         a, b = np.asarray(a, float), np.asarray(b, float)
         if a.shape != b.shape or a.ndim != 1:
             raise ValueError(f"paired scores must be two equal-length vectors, got {a.shape}, {b.shape}")
-        n = len(a)
-        if n == 0:
+        if len(a) == 0:
             raise ValueError("no shared items to compare")
-        idx = bootstrap_indices(n, resamples, seed)
+        draws = Draws(len(a), resamples, seed, clusters)
         d = b - a
-        deltas = d[idx].mean(axis=1)
-        delta = float(d.mean())
+        delta, deltas = float(d.mean()), draws.mean(d)
     else:
         if stat_a is None or stat_b is None or not n:
             raise ValueError("give per-item scores a, b or statistics stat_a, stat_b and n > 0")
-        idx = bootstrap_indices(n, resamples, seed)
+        draws = Draws(n, resamples, seed, clusters)
         full = np.arange(n)
         delta = stat_b(full) - stat_a(full)
-        deltas = np.array([stat_b(i) - stat_a(i) for i in idx])
+        deltas = np.array([stat_b(i) - stat_a(i) for i in draws.indices()])
     alpha = (1 - confidence) / 2
     low, high = np.quantile(deltas, [alpha, 1 - alpha])
-    return PairedDelta(float(delta), float(low), float(high), n, resamples)
+    return PairedDelta(float(delta), float(low), float(high), draws.n, resamples,
+                       draws.n_clusters if draws.clustered else None)
 
 
 def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> float:
-    """Two-sided exact McNemar p-value (binomial test on the discordant pairs)."""
+    """Two-sided exact McNemar p-value (binomial test on the discordant pairs), exact at any n: the tail is
+    summed in integers and divided once (2.0 ** m overflows a float from 1,024 discordant pairs on)."""
     a, b = np.asarray(a_correct, bool), np.asarray(b_correct, bool)
     if a.shape != b.shape:
         raise ValueError("paired outcomes must have equal length")
@@ -86,5 +133,30 @@ def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> float
     if m == 0:
         return 1.0
     k = min(n01, n10)
-    tail = sum(math.comb(m, i) for i in range(k + 1)) / 2.0 ** m
-    return min(1.0, 2.0 * tail)
+    tail = sum(math.comb(m, i) for i in range(k + 1))
+    return min(1.0, 2 * tail / 2 ** m)     # int / int: correctly rounded, no overflow
+
+
+def mcnemar_clustered(a_correct: Sequence[bool], b_correct: Sequence[bool],
+                      clusters: Sequence[Hashable]) -> float:
+    """Durkalski et al. (2003) McNemar test for clustered pairs: X2 = (sum_k d_k)^2 / sum_k d_k^2 with
+    d_k = (#A right, B wrong) - (#A wrong, B right) in cluster k; p from chi-square with 1 df."""
+    a, b = np.asarray(a_correct, bool), np.asarray(b_correct, bool)
+    if a.shape != b.shape or len(a) != len(clusters):
+        raise ValueError("paired outcomes and cluster labels must have equal length")
+    ids: dict = {}
+    label = np.array([ids.setdefault(c, len(ids)) for c in clusters], dtype=np.int64)
+    d = np.bincount(label, weights=(a & ~b).astype(float) - (~a & b).astype(float), minlength=len(ids))
+    denom = float((d ** 2).sum())
+    if denom == 0:
+        return 1.0
+    x2 = float(d.sum()) ** 2 / denom
+    return min(1.0, math.erfc(math.sqrt(x2 / 2)))
+
+
+def paired_p(a_correct: Sequence[bool], b_correct: Sequence[bool],
+             clusters: Sequence[Hashable] | None = None) -> float:
+    """Exact McNemar for independent items; the clustered test when some items share a cluster."""
+    if clusters is not None and len(set(clusters)) < len(clusters):
+        return mcnemar_clustered(a_correct, b_correct, clusters)
+    return mcnemar_exact(a_correct, b_correct)

@@ -1,6 +1,6 @@
 """Comparison tables: rows = systems, columns = metrics per benchmark, delta vs a reference row with a
-paired-bootstrap 95% CI (and exact McNemar p for accuracy); Markdown, CSV and LaTeX, with a footer of
-item counts, failures and unparseable rates."""
+paired-bootstrap 95% CI (videos resampled when items share a video) and a McNemar p for accuracy; Markdown,
+CSV and LaTeX, with a footer of item and cluster counts, failures and unparseable rates."""
 from __future__ import annotations
 
 import csv
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from evals.contracts import MetricResult
-from evals.stats import PairedDelta, bootstrap_distribution, mcnemar_exact, paired_delta
+from evals.stats import Draws, PairedDelta, paired_delta, paired_p
 
 
 @dataclass
@@ -50,14 +50,14 @@ class Table:
             lines.append("| " + " | ".join([name] + [self._fmt(self.cells.get((r, c)), True)
                                                      for c in self.columns]) + " |")
         notes = [f"Values x{self.scale:g}. Non-reference cells: value (delta vs {self.reference} "
-                 "[95% paired-bootstrap CI], McNemar exact p for accuracy)."] + self.footer
+                 "[95% paired-bootstrap CI], McNemar p for accuracy: exact for independent items)."] + self.footer
         return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
     def csv(self) -> str:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["system", "benchmark", "metric", "value", "delta", "ci_low", "ci_high", "mcnemar_p",
-                    "n", "reference"])
+                    "n", "clusters", "reference"])
         for r in self.rows:
             for b, m in self.columns:
                 c = self.cells.get((r, (b, m)))
@@ -66,7 +66,8 @@ class Table:
                 d, k = c.delta, self.scale
                 w.writerow([r, b, m, c.value * k] +
                            (["", "", ""] if d is None else [d.delta * k, d.low * k, d.high * k]) +
-                           ["" if c.p is None else c.p, "" if d is None else d.n, self.reference])
+                           ["" if c.p is None else c.p, "" if d is None else d.n,
+                            "" if d is None or d.clusters is None else d.clusters, self.reference])
         return buf.getvalue()
 
     def latex(self) -> str:
@@ -89,17 +90,20 @@ class Table:
         return "\n".join(out) + "\n"
 
 
-def _boot(result: MetricResult, keys: list[str], resamples: int, seed: int) -> tuple[float, np.ndarray]:
+def _boot(result: MetricResult, keys: list[str], draws: Draws) -> tuple[float, np.ndarray]:
     resample = result.info.get("resample")
     if resample is not None:
-        return result.value, bootstrap_distribution(resample, len(keys), resamples, seed)
+        return result.value, draws.distribution(resample)
     x = np.array([result.per_item[k] for k in keys])
-    return float(x.mean()), bootstrap_distribution(x, len(keys), resamples, seed)
+    return float(x.mean()), draws.distribution(x)
 
 
 def build_table(scores: dict[str, dict[str, dict[str, MetricResult]]], columns: dict[str, list[str]],
-                reference: str, resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> Table:
-    """`scores[benchmark][system][metric]`; `columns[benchmark]` = metrics to show (in order).
+                reference: str, resamples: int = 1000, seed: int = 0, confidence: float = 0.95,
+                clusters: dict[str, dict[str, str]] | None = None) -> Table:
+    """`scores[benchmark][system][metric]`; `columns[benchmark]` = metrics to show (in order);
+    `clusters[benchmark][uid]` = the item's cluster (its video): CIs resample clusters, and accuracy p-values
+    use the clustered McNemar test, where items share one.
 
     Deltas are computed on the items both systems were scored on, which for corpus statistics (those with
     a `resample` function) must be all items: the suite scores failed items as empty/wrong, so they are."""
@@ -114,9 +118,15 @@ def build_table(scores: dict[str, dict[str, dict[str, MetricResult]]], columns: 
         if per_sys and reference not in per_sys:  # the reference does not do this task: use the first
             table.footer.append(f"{b}: deltas vs {next(iter(per_sys))} ({reference} does not run it)")
         ref_name = reference if reference in per_sys else next(iter(per_sys), reference)
+        of = (clusters or {}).get(b)
+        first = per_sys.get(ref_name, {}).get(metrics[0]) if metrics and of else None
+        if first is not None and len(videos := {of.get(k, k) for k in first.per_item}) < len(first.per_item):
+            table.footer.append(f"{b}: {len(first.per_item)} scored items share {len(videos)} videos: CIs resample "
+                                "videos (cluster bootstrap); accuracy p = clustered McNemar test (Durkalski et al. "
+                                "2003)")
         for m in metrics:
             ref = per_sys.get(ref_name, {}).get(m)
-            boot_ref = None
+            draws: dict[tuple, tuple[Draws, tuple]] = {}   # shared items -> (draws, reference distribution)
             for s, res in per_sys.items():
                 r = res.get(m)
                 if r is None:
@@ -130,12 +140,15 @@ def build_table(scores: dict[str, dict[str, dict[str, MetricResult]]], columns: 
                     continue
                 if len(keys) != len(ref.per_item) and "resample" in r.info:
                     raise ValueError(f"{b} {m}: {s} and {ref_name} were scored on different items")
-                if boot_ref is None or boot_ref[0] != len(keys):
-                    boot_ref = (len(keys), _boot(ref, keys, resamples, seed))
-                full_s, boot_s = _boot(r, keys, resamples, seed)
-                full_r, br = boot_ref[1]
-                cell.delta = paired_delta(full_r, full_s, br, boot_s, len(keys), confidence)
+                labels = None if of is None else [of.get(k, k) for k in keys]
+                if tuple(keys) not in draws:
+                    dr = Draws(len(keys), resamples, seed, labels)
+                    draws[tuple(keys)] = (dr, _boot(ref, keys, dr))
+                dr, (full_r, br) = draws[tuple(keys)]
+                full_s, boot_s = _boot(r, keys, dr)
+                cell.delta = paired_delta(full_r, full_s, br, boot_s, len(keys), confidence,
+                                          dr.n_clusters if dr.clustered else None)
                 if m.startswith("accuracy"):
-                    cell.p = mcnemar_exact([ref.per_item[k] > 0.5 for k in keys],
-                                           [r.per_item[k] > 0.5 for k in keys])
+                    cell.p = paired_p([ref.per_item[k] > 0.5 for k in keys], [r.per_item[k] > 0.5 for k in keys],
+                                      labels)
     return table

@@ -33,8 +33,9 @@ COT = (
     ("The correct option is D.", 3),
     ("answer: (b)", 1),
     # a letter label followed by the option text
-    ("B) a red circle", 1),        # the label decides, not the (mismatching) text
+    ("B) a blue square", 1),       # the label and its own option's text
     ("(C) a green triangle", 2),
+    ("B) the square, I think", 1),  # the label, then text that is no option's exact text
     ("D: a yellow star", 3),
     # option text
     ("a blue square", 1),
@@ -61,6 +62,7 @@ def test_parse_choice_finds_answer(text, expected):
     "A dog jumped over the fence",                   # the article "A" is not option A
     "It is either a red circle or a blue square.",  # two options' texts
     "Maybe (A) or (B), hard to say",                 # bracketed letters that disagree
+    "B) a red circle",                               # label B, then option A's exact text
 ])
 def test_parse_choice_none(text):
     assert parse_choice(text, SHAPES) is None
@@ -100,6 +102,110 @@ def test_leading_article_is_not_letter_a(options, expected):
 ])
 def test_letter_beyond_options(text, n, expected):
     assert parse_choice(text, [f"choice number {i}" for i in range(n)]) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # Markdown emphasis and code spans around a choice
+    ("**B**", 1),
+    ("The answer is **C**.", 2),
+    ("`D`", 3),
+    ("__A__", 0),
+    ("Answer: *E*", 4),
+    # containers
+    ("<answer>B</answer>", 1),
+    ("Reasoning first... <answer> (D) </answer>", 3),
+    ("<answer>a green triangle</answer>", 2),
+    ('{"answer": "C"}', 2),
+    ('Here is my reply: {"answer": "B", "confidence": 0.8}', 1),
+    ('{"answer": 3}', 3),                          # a JSON number is the 0-based index
+    # first-person and "best choice" markers
+    ("I choose B.", 1),
+    ("I would pick (C)", 2),
+    ("I select option D", 3),
+    ("The best choice is E", 4),
+    ("I'll go with A", 0),
+])
+def test_common_single_answer_formats(text, expected):
+    assert parse_choice(text, SHAPES) == expected
+
+
+EGO = ["c cuts the onion", "c washes the pan", "c stirs the soup", "c reads a book", "c opens the fridge"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("option 2", 2),                 # EgoSchema names its options "option 0".."option 4": 0-based
+    ("Option 0", 0),
+    ("The answer is option 4.", 4),
+    ("2", 2),
+    ("Answer: 1", 1),
+    ("(3)", 3),
+    ("option 5", None),              # beyond the five options
+    ("5", None),
+    ("Answer: 7", None),
+    ("option 2: c stirs the soup", 2),
+    ("option 2: c washes the pan", None),   # index 2, then option 1's exact text
+])
+def test_numbered_options_are_zero_based(text, expected):
+    assert parse_choice(text, EGO) == expected
+
+
+COUNTS = ["2 people", "3 people", "4 people", "5 people"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("3 people", 1),                 # a digit inside an option's text is that text, not index 3
+    ("There are 3 people.", 1),
+    ("The answer is 4 people", 2),
+    ("Answer: 2", 2),                # a bare number is an index
+    ("5", None),                     # index 5 does not exist (4 options); "5 people" is not what was written
+])
+def test_digits_in_option_text(text, expected):
+    assert parse_choice(text, COUNTS) == expected
+
+
+@pytest.mark.parametrize("text", [
+    # a marker followed by more than one choice
+    "The answer is B or C",
+    "Answer: B, C",
+    "Answer: (B), (C)",
+    "The answer is both B and D",
+    "answer: either A or E",
+    "The answer is B/C",
+    "Answer: option 1 or option 2",
+    "I choose A and B",
+    "The answer is a red circle or a blue square",
+    # a choice followed by a different option's text
+    "Answer: B) a red circle",
+    "The answer is C. a black line",
+    "(A) a blue square",
+    # containers that disagree or hold nothing usable
+    "<answer>B</answer> ... <answer>C</answer>",
+    "<answer>not sure</answer>",
+    '{"answer": "B or C"}',
+    '{"answer": 9}',
+    '{"answer": null}',
+    # leading choices that are several
+    "B or C",
+    "A, B",
+    "both (A) and (C)",
+    # markers that disagree, letters and numbers beyond the options
+    "I choose B. Final answer: C",
+    "option 7",
+    "Answer: G",
+])
+def test_never_guess(text):
+    assert parse_choice(text, SHAPES) is None
+
+
+def test_likelihood_rule_ties_are_not_guessed():
+    from evals.parsing import choose_by_likelihood
+
+    assert choose_by_likelihood([-3.0, -1.0, -2.0], [3, 1, 1], "sum")[0] == 1
+    assert choose_by_likelihood([-3.0, -1.5, -2.0], [6, 1, 1], "mean")[0] == 0     # -0.5 per token
+    i, extra = choose_by_likelihood([-1.0, -2.0, -1.0], [1, 1, 1], "sum")      # two options, same text
+    assert i is None and extra["option_logprob_sum"] == [-1.0, -2.0, -1.0]
+    with pytest.raises(ValueError, match="reduction"):
+        choose_by_likelihood([-1.0], [1], "max")
 
 
 def test_no_options():

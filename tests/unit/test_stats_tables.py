@@ -6,7 +6,8 @@ import pytest
 from evals.contracts import MetricResult
 from evals.metrics.qa import accuracy
 from evals.metrics.retrieval import retrieval_scores
-from evals.stats import bootstrap_distribution, mcnemar_exact, paired_bootstrap
+from evals.stats import (Draws, bootstrap_distribution, mcnemar_clustered, mcnemar_exact, paired_bootstrap,
+                         paired_p)
 from evals.tables import build_table
 
 
@@ -18,6 +19,58 @@ def test_mcnemar_exact_known_values():
     a = [1, 1] + [0] * 8
     b = [0, 0] + [1] * 8
     assert mcnemar_exact(a, b) == pytest.approx(2 * 56 / 1024)
+
+
+def test_mcnemar_exact_at_real_sizes():
+    # NExT-QA val has 4,996 questions: two rows that disagree on >= 1,024 of them overflowed 2.0 ** m
+    a = [True] * 700 + [False] * 800 + [True] * 3000
+    b = [False] * 700 + [True] * 800 + [True] * 3000
+    p = mcnemar_exact(a, b)
+    assert 0.0 < p < 0.02                      # 700 vs 800 discordant: z = 2.58, two-sided ~0.0105
+    assert p == pytest.approx(0.0105, abs=0.001)
+    assert mcnemar_exact([True] * 3000, [False] * 3000) == 0.0   # underflows to 0 cleanly, no error
+    balanced = mcnemar_exact([True] * 2000 + [False] * 2000, [False] * 2000 + [True] * 2000)
+    assert balanced == 1.0
+
+
+def test_cluster_bootstrap_resamples_videos():
+    # 50 videos x 10 questions; within a video the scores are identical (fully correlated)
+    rng = np.random.default_rng(0)
+    per_video = rng.random(50) < 0.5
+    x = np.repeat(per_video.astype(float), 10)
+    labels = np.repeat([f"v{i}" for i in range(50)], 10)
+    items = bootstrap_distribution(x, 500, 2000, seed=0)
+    videos = bootstrap_distribution(x, 500, 2000, seed=0, clusters=labels)
+    # resampling questions as if independent understates the spread by ~sqrt(10)
+    assert np.std(videos) > 2.5 * np.std(items)
+    assert np.std(videos) == pytest.approx(np.sqrt(x.mean() * (1 - x.mean()) / 50), rel=0.15)
+    d = Draws(500, 3, 0, labels)
+    assert d.n_clusters == 50 and d.clustered
+    for idx in d.indices():            # whole videos: every drawn video brings its 10 questions
+        assert len(idx) == 500 and all(np.sum(idx == i) == np.sum(idx == i - i % 10 ) for i in idx)
+    # a corpus statistic sees the same draws as the vectorised mean
+    np.testing.assert_allclose(videos[:50], bootstrap_distribution(lambda i: float(x[i].mean()), 500, 50, 0, labels))
+
+
+def test_singleton_clusters_are_the_item_bootstrap():
+    x = np.random.default_rng(1).random(40)
+    np.testing.assert_array_equal(bootstrap_distribution(x, 40, 100, seed=5),
+                                  bootstrap_distribution(x, 40, 100, seed=5, clusters=[f"u{i}" for i in range(40)]))
+    assert not Draws(40, 10, 0, list(range(40))).clustered
+
+
+def test_clustered_mcnemar():
+    # B beats A by one question in each of 30 videos, and A beats B on 2 questions of one video
+    a, b, labels = [], [], []
+    for v in range(30):
+        a += [False, True]; b += [True, True]; labels += [v, v]
+    a += [True, True]; b += [False, False]; labels += [99, 99]
+    p = mcnemar_clustered(a, b, labels)
+    d = np.array([-1] * 30 + [2])
+    assert p == pytest.approx(math.erfc(math.sqrt(d.sum() ** 2 / (d ** 2).sum() / 2)))
+    assert p < 0.01
+    assert paired_p(a, b, labels) == p and paired_p(a, b) == mcnemar_exact(a, b)
+    assert mcnemar_clustered([True, False], [True, False], [0, 0]) == 1.0
 
 
 def test_paired_bootstrap_mean_ci_covers_and_is_paired():
@@ -82,6 +135,27 @@ def test_table_formats_and_deltas():
     assert len(csv.splitlines()) == 5 and "\\begin{tabular}" in tex and "new" in tex
     with pytest.raises(ValueError, match="reference"):
         build_table(scores, {"qa": ["accuracy"]}, "nope")
+
+
+def test_table_with_clusters_says_so_and_widens_the_ci():
+    keys = [f"v{i // 6}_q{i % 6}" for i in range(120)]          # 20 videos x 6 questions
+    rng = np.random.default_rng(3)
+    video_right = rng.random(20) < 0.5
+    ref = {k: float(video_right[i // 6]) for i, k in enumerate(keys)}
+    new = {k: float(video_right[i // 6] or i // 6 < 4) for i, k in enumerate(keys)}
+    scores = {"qa": {"ref": {"accuracy": _mr("accuracy", ref)}, "new": {"accuracy": _mr("accuracy", new)}}}
+    plain = build_table(scores, {"qa": ["accuracy"]}, "ref", resamples=500)
+    clustered = build_table(scores, {"qa": ["accuracy"]}, "ref", resamples=500,
+                            clusters={"qa": {k: k.split("_")[0] for k in keys}})
+    p, c = plain.cells[("new", ("qa", "accuracy"))], clustered.cells[("new", ("qa", "accuracy"))]
+    assert p.delta.delta == c.delta.delta
+    assert (c.delta.high - c.delta.low) > 1.5 * (p.delta.high - p.delta.low)
+    assert c.delta.clusters == 20 and p.delta.clusters is None
+    assert c.p > p.p
+    assert "120 scored items share 20 videos" in clustered.markdown()
+    assert "share" not in plain.markdown()
+    row = [r for r in clustered.csv().splitlines() if r.startswith("new,")][0].split(",")
+    assert row[9] == "20"
 
 
 def test_retrieval_with_shared_texts():
