@@ -11,11 +11,14 @@ Multiple choice, `mcqa:` `letter` (LLoVi style: the reply is constrained to one 
 log-probs). `mode: summarize_then_answer` first writes the video's summary (the same request as the
 summarization task, so it is cached once) and answers from it.
 
-Captions are cached on disk keyed by (video file, segment, captioner config, video sampling), so changing
-the LLM or the prompt never re-captions; LLM replies are cached by the backend. The captioner and the LLM
-are built from their configs on first use and shared by every system of the process with the same config
-(one launched vLLM server serves them all). A prediction records the prompt id and digest, the captions
-used and the raw LLM text.
+Captions are cached on disk keyed by (video file, segment, the captioner's identity, video sampling), so changing
+the LLM or the prompt never re-captions; LLM replies are cached by the backend (keyed by the model's identity).
+The captioner and the LLM are built in `prepare` — before the run's first item: a `_target_` that cannot be
+imported, a backend that cannot do what the task and `mcqa` mode need, a cache that cannot be opened all stop the
+run there — and shared by every system of the process with the same config (one launched vLLM server serves them
+all). An empty caption is the item's failure, never cached. When a video file is shorter than its annotated
+duration, the segments are cut to the file's length (what the video-first rows see) and the prediction records it.
+A prediction records the prompt id and digest, the captions used and the raw LLM text.
 """
 from __future__ import annotations
 
@@ -25,10 +28,12 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from baselines.cache import digest, open_cache
-from baselines.prompts import LETTERS, format_captions, format_options, load_prompt
-from baselines.segments import read_clips, segments_for
-from evals.contracts import MCQA, SUMMARIZATION, Prediction, Sample, Segment
-from longvid.data.video import VideoError, VideoSampling
+from baselines.prompts import format_captions, load_prompt
+from baselines.segments import cut_to, read_clips, segments_for
+from evals.contracts import CHAT, CHOICE, MCQA, SCORE, SUMMARIZATION, ConfigError, Prediction, Sample, Segment
+from evals.parsing import LETTERS, choose_by_likelihood, format_options, parse_choice
+from evals.store import config_identity
+from longvid.data.video import VideoError, VideoSampling, probe
 
 PROMPTS = {  # (task, mode, mcqa) -> prompt id
     "summary": "summarize.v1",
@@ -50,17 +55,23 @@ def _container(cfg) -> Any:
     return cfg
 
 
-def shared(cfg) -> Any:
-    """Build a `_target_` config once per process (objects are passed through unchanged)."""
+def shared(cfg, key: str = "plug-in") -> Any:
+    """Build a `_target_` config once per process (objects are passed through unchanged); a config that cannot be
+    built is a ConfigError naming `key` and the target."""
     cfg = _container(cfg)
     if not isinstance(cfg, Mapping):
         return cfg
-    key = digest(cfg)
-    if key not in _SHARED:
+    k = digest(cfg)
+    if k not in _SHARED:
         from hydra.utils import instantiate
 
-        _SHARED[key] = instantiate(cfg)
-    return _SHARED[key]
+        try:
+            _SHARED[k] = instantiate(cfg)
+        except Exception as e:  # noqa: BLE001 - one clear message naming the key and the target
+            cause = e.__cause__ or e
+            raise ConfigError(f"{key}: cannot build {cfg.get('_target_')!r} ({type(cause).__name__}: "
+                              f"{str(cause).splitlines()[0] if str(cause) else ''})") from e
+    return _SHARED[k]
 
 
 def close_shared() -> None:
@@ -71,26 +82,16 @@ def close_shared() -> None:
             obj.close()
 
 
-def _stamp(value: Any) -> Any:
-    """A config value plus the modification time of the file/folder it names, so that a retrained
-    checkpoint at the same path does not reuse stale captions."""
-    if isinstance(value, str) and value and os.path.exists(value):
-        p = Path(value)
-        files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file()]
-        return [value, max((f.stat().st_mtime_ns for f in files), default=0)]
-    if isinstance(value, Mapping):
-        return {k: _stamp(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_stamp(v) for v in value]
-    return value
+def plugin_identity(obj, cfg) -> Any:
+    """What identifies a captioner (or other plug-in): its `identity()`, else its `describe()`, else its config
+    without run keys and with file stamps."""
+    for method in ("identity", "describe"):
+        if hasattr(obj, method):
+            return getattr(obj, method)()
+    return config_identity(cfg) if isinstance(cfg, Mapping) else type(obj).__qualname__
 
 
-def _identity(cfg_or_obj) -> Any:
-    """What identifies a captioner in cache keys and provenance: its config (with file stamps), or for an
-    object passed directly, its `describe()` (or class name)."""
-    if isinstance(cfg_or_obj, Mapping) or cfg_or_obj is None:
-        return _stamp(cfg_or_obj)
-    return cfg_or_obj.describe() if hasattr(cfg_or_obj, "describe") else type(cfg_or_obj).__qualname__
+NEEDS = {"letter": CHOICE, "likelihood": SCORE}   # multiple-choice mode -> what the LLM backend must be able to do
 
 
 class LLMAggregator:
@@ -103,7 +104,7 @@ class LLMAggregator:
                  sampling: Mapping[str, Any] | None = None, caption_cache: str | None = None):
         if captions not in ("captioner", "oracle", "none"):
             raise ValueError(f"captions must be 'captioner', 'oracle' or 'none', got {captions!r}")
-        if mcqa not in ("letter", "likelihood"):
+        if mcqa not in NEEDS:
             raise ValueError(f"mcqa must be 'letter' or 'likelihood', got {mcqa!r}")
         if reduction not in ("sum", "mean"):
             raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
@@ -117,40 +118,94 @@ class LLMAggregator:
         self._llm_cfg, self._captioner_cfg = _container(llm), _container(captioner)
         self._captioner_id = None
         self._oracle_cfg, self._oracle = _container(oracle_source), None
+        self._durations: dict[str, float] = {}      # video file -> its real length (s)
+        self._cuts: dict[str, dict] = {}            # uid -> how its segments were cut to the file's length
         self.prompts = {**PROMPTS, **dict(prompts or {})}
         self.gen = {"max_tokens": 160, **dict(sampling or {})}
-        self.caption_cache = open_cache(caption_cache) if captions == "captioner" else None
+        self._caption_cache_path = caption_cache if captions == "captioner" else None
+        self.caption_cache = None
 
     # --- building blocks ------------------------------------------------------------------------------------
     @property
+    def needs_video(self) -> bool:
+        """Captions from a captioner read frames; the benchmark's own sentences (or none) do not."""
+        return self.captions == "captioner"
+
+    @property
     def llm(self):
-        return shared(self._llm_cfg)
+        return shared(self._llm_cfg, f"systems.{self.name}.llm")
+
+    @property
+    def captioner(self):
+        return shared(self._captioner_cfg, f"systems.{self.name}.captioner")
 
     def prompt(self, key: str):
         return load_prompt(self.prompts[key])
 
-    def prepare(self, benchmark=None) -> None:
-        for key in self.prompts.values():   # a bad prompt name fails before any item runs
+    def prepare(self, benchmark=None, samples: Sequence[Sample] = ()) -> None:
+        """Build and check every plug-in before the first item: prompts, the LLM (what the task needs of it,
+        its cache, its server or weights), the captioner and its cache, the oracle segments."""
+        for key in self.prompts.values():
             load_prompt(key)
+        tasks = {s.task for s in samples}
+        needed = ({CHAT} if SUMMARIZATION in tasks or (MCQA in tasks and self.mode == "summarize_then_answer")
+                  else set()) | ({NEEDS[self.mcqa]} if MCQA in tasks else set())
+        llm = self.llm
+        missing = needed - set(getattr(llm, "capabilities", {CHAT}))
+        if missing:
+            raise ConfigError(
+                f"the LLM backend {type(llm).__name__} ({getattr(llm, 'model', '?')}) cannot {sorted(missing)} "
+                f"(it declares capabilities {sorted(getattr(llm, 'capabilities', {CHAT}))}), which "
+                + (f"mcqa={self.mcqa} needs; set systems.{self.name}.mcqa="
+                   f"{'letter' if self.mcqa == 'likelihood' else 'likelihood'} or " if MCQA in tasks else "the task needs; ")
+                + "use a backend that declares it")
+        if hasattr(llm, "check"):
+            llm.check()
+        if self.captions == "captioner":
+            if hasattr(self.captioner, "check"):
+                self.captioner.check()
+            self._captioner_id = plugin_identity(self.captioner, self._captioner_cfg)
+            self.caption_cache = open_cache(self._caption_cache_path)
+            if self.caption_cache is not None:
+                self.caption_cache.check()
+        if self._oracle_cfg is not None and (self.captions == "oracle" or self.segments == "oracle"):
+            self._oracle_index()
+
+    def identity(self) -> dict:
+        """What this row is: the LLM's and captioner's identities, prompts, sampling, segmenting, multiple-choice
+        rule and video sampling; not where or how fast it runs."""
+        ident = {"llm": self.llm.identity() if hasattr(self.llm, "identity") else config_identity(self._llm_cfg),
+                 "captions": self.captions, "mcqa": self.mcqa, "reduction": self.reduction, "mode": self.mode,
+                 "prompts": {k: load_prompt(v).provenance() for k, v in sorted(self.prompts.items())},
+                 "sampling": self.gen}
+        if self.captions == "captioner":
+            ident.update(captioner=self._captioner_id or plugin_identity(self.captioner, self._captioner_cfg),
+                         segments=self.segments, window=self.window, video=self.sampling.__dict__)
+        if self._oracle_cfg is not None:
+            ident["oracle_source"] = config_identity(self._oracle_cfg)
+        return ident
+
+    def _oracle_index(self) -> dict:
+        if self._oracle is None:
+            self._oracle = {}
+            for s in shared(self._oracle_cfg, f"systems.{self.name}.oracle_source").load():
+                self._oracle.setdefault(s.video_id, s.segments)
+        return self._oracle
 
     def oracle_segments(self, sample: Sample) -> Sequence[Segment] | None:
         """The item's own segments, or those of the same video in `oracle_source` (a benchmark whose
         samples have segments, e.g. the summaries of the videos a QA set asks about)."""
         if sample.segments or self._oracle_cfg is None:
             return sample.segments or None
-        if self._oracle is None:
-            self._oracle = {}
-            for s in shared(self._oracle_cfg).load():
-                self._oracle.setdefault(s.video_id, s.segments)
-        segs = self._oracle.get(sample.video_id)
+        segs = self._oracle_index().get(sample.video_id)
         if not segs:
             raise ValueError(f"item {sample.uid!r}: video {sample.video_id!r} has no segments in the oracle source")
         return segs
 
     def _caption_key(self, sample: Sample, seg: Segment) -> dict:
         st = os.stat(sample.video)
-        if self._captioner_id is None:          # once: it walks the checkpoint folder for time stamps
-            self._captioner_id = _identity(self._captioner_cfg)
+        if self._captioner_id is None:          # once (prepare sets it): it may walk a checkpoint folder
+            self._captioner_id = plugin_identity(self.captioner, self._captioner_cfg)
         return {"video": os.path.abspath(sample.video), "size": st.st_size, "mtime": st.st_mtime_ns,
                 "segment": [seg.start, seg.end], "captioner": self._captioner_id, "sampling": self.sampling.__dict__}
 
@@ -172,6 +227,7 @@ class LLMAggregator:
                     continue
                 if not s.video:
                     raise ValueError(f"item {s.uid!r} has no video path")
+                segs = self._within_file(s, segs)
                 out[s.uid] = [None] * len(segs)
                 for j, g in enumerate(segs):
                     key = self._caption_key(s, g)
@@ -186,8 +242,22 @@ class LLMAggregator:
             self._caption(todo, out)
         return out
 
+    def _within_file(self, s: Sample, segs: list[Segment]) -> list[Segment]:
+        """The segments cut to the video file's real length when it is shorter than annotated (the video-first
+        rows see the file too); the cut is recorded in the item's prediction."""
+        if s.video not in self._durations:
+            self._durations[s.video] = probe(s.video)[0]
+        real = self._durations[s.video]
+        cut = cut_to(segs, real)
+        if cut != segs:
+            if not cut:
+                raise ValueError(f"item {s.uid!r}: the video lasts {real:.1f} s, before its first segment")
+            self._cuts[s.uid] = {"annotated_duration": s.duration, "video_duration": round(real, 3),
+                                 "segments": len(segs), "segments_kept": len(cut)}
+        return cut
+
     def _caption(self, todo, out) -> None:
-        captioner = shared(self._captioner_cfg)
+        captioner = self.captioner
         clips, where = [], []
         for uid, seg, key, s, j in todo:
             if isinstance(out[uid], Exception):
@@ -201,7 +271,10 @@ class LLMAggregator:
         if len(texts) != len(clips):
             raise RuntimeError(f"captioner returned {len(texts)} captions for {len(clips)} clips")
         for (uid, seg, key, j), t in zip(where, texts):
-            t = " ".join(str(t).split())
+            t = " ".join(str(t).split()) if t is not None else ""
+            if not t:                     # a failure of this item, never a cached caption
+                out[uid] = ValueError(f"the captioner returned an empty caption for {seg.start:.1f}-{seg.end:.1f} s")
+                continue
             if self.caption_cache:
                 self.caption_cache.put(key, t)
             if not isinstance(out[uid], Exception):
@@ -232,7 +305,8 @@ class LLMAggregator:
         sec = (time.perf_counter() - t0) / max(1, len(samples))
         from dataclasses import replace
 
-        yield from (replace(p, seconds=sec) for p in preds)
+        yield from (replace(p, seconds=sec, extra={**p.extra, "segments_cut": self._cuts[p.uid]} if p.uid in self._cuts
+                            else p.extra) for p in preds)
 
     def _summary_requests(self, samples, caps) -> list[list[dict]]:
         p = self.prompt("summary")
@@ -271,21 +345,15 @@ class LLMAggregator:
                 replies = self.llm.chat([convs[i] for i in idx], {**self.gen, "max_tokens": 4},
                                         choice=list(LETTERS[:n]))
                 out += [(i, r) for i, r in zip(idx, replies)]
-            from evals.parsing import parse_choice
-
             return [Prediction(uid=samples[i].uid, system=self.name, text=r, choice=parse_choice(r, samples[i].options),
                                provenance=prov, extra={**extra[samples[i].uid], "raw": r})
                     for i, r in sorted(out)]
         scores = self.llm.score(convs, [list(s.options) for s in samples])
         preds = []
         for s, row in zip(samples, scores):
-            sums = [a for a, _ in row]
-            means = [a / max(1, n) for a, n in row]
-            chosen = sums if self.reduction == "sum" else means
-            c = max(range(len(chosen)), key=chosen.__getitem__)
-            preds.append(Prediction(uid=s.uid, system=self.name, text=s.options[c], choice=c, provenance=prov,
-                                    extra={**extra[s.uid], "option_logprob_sum": [round(x, 4) for x in sums],
-                                           "option_logprob_mean": [round(x, 4) for x in means]}))
+            c, rule = choose_by_likelihood([a for a, _ in row], [n for _, n in row], self.reduction)
+            preds.append(Prediction(uid=s.uid, system=self.name, text=None if c is None else s.options[c], choice=c,
+                                    provenance=prov, extra={**extra[s.uid], **rule}))
         return preds
 
     def close(self) -> None:

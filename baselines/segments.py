@@ -47,6 +47,12 @@ def segments_for(sample: Sample, mode: str = "uniform", window: float = 16.0,
     return uniform_segments(float(duration), window)
 
 
+def cut_to(segments: Sequence[Segment], length: float) -> list[Segment]:
+    """The segments within [0, length] s: those starting at or after `length` dropped, the others' ends cut."""
+    return [s if s.end <= length else Segment(s.start, float(length), s.sentence) for s in segments
+            if s.start < length]
+
+
 def read_clips(video: str, segments: Sequence[Segment], sampling: VideoSampling) -> list[Clip]:
     """Frames of each segment (raises longvid.data.video.VideoError for an unreadable video)."""
     return [Clip(read_frames(video, sampling, s.start, s.end).array, s.start, s.end) for s in segments]

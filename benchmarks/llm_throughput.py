@@ -27,7 +27,8 @@ ACTIONS = ["appears in the top left corner", "moves slowly to the right", "grows
 
 
 def prompts(n: int, segments: int, seed: int = 0) -> list[list[dict]]:
-    from baselines.prompts import format_captions, format_options, load_prompt
+    from baselines.prompts import format_captions, load_prompt
+    from evals.parsing import format_options
 
     rng = random.Random(seed)
     p = load_prompt("mcqa_letter.v1")

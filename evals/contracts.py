@@ -17,6 +17,16 @@ RETRIEVAL = "retrieval"          # video <-> text; scored over a similarity matr
 TASKS = (SUMMARIZATION, CAPTIONING, MCQA, RETRIEVAL)
 
 
+class ConfigError(ValueError):
+    """A run cannot start as configured: the message names the key, file or `_target_` to fix. Raised before the
+    first item is predicted; nothing is recorded."""
+
+
+class InfrastructureError(RuntimeError):
+    """Something the whole run depends on failed (a cache file, a server gone after retries, a full disk). Not an
+    item's failure: the run stops with the file or URL named, and a rerun resumes where it stopped."""
+
+
 @dataclass(frozen=True)
 class Segment:
     """A time span of a video in seconds, with its annotated sentence if the benchmark has one."""
@@ -84,7 +94,15 @@ class Prediction:
 
 @runtime_checkable
 class System(Protocol):
-    """Takes samples, yields exactly one prediction per sample, in any order."""
+    """Takes samples, yields exactly one prediction per sample, in any order.
+
+    Optional members the runner uses when present (generic defaults in brackets):
+    - `needs_video: bool` — reads frames [True]; a row that reads none is never failed for a missing video;
+    - `prepare(benchmark, samples)` — build plug-ins, load weights, check what can be checked (capabilities,
+      option counts, caches) before the first item; raise `ConfigError` naming the key to fix;
+    - `identity() -> dict` — what the system *is* (weights, prompts, sampling, plug-ins' identities), which guards a
+      resume [its config without the keys that say how it runs: device, batch size, URLs, timeouts, ...];
+    - `close()` — release servers and engines."""
 
     name: str
     tasks: frozenset[str]
@@ -103,6 +121,9 @@ class Clip:
 
 @runtime_checkable
 class Captioner(Protocol):
+    """Clips -> one caption each (an empty caption is a failure, never cached). Optional: `identity()` — what keys
+    its cached captions (weights, prompt, sampling) [`describe()`, else its config with file stamps]; `check()`."""
+
     def caption(self, clips: Sequence[Clip]) -> list[str]: ...
 
 
@@ -117,10 +138,30 @@ class Sampling:
     ignore_eos: bool = False   # always generate max_tokens (throughput benchmarks: equal output lengths)
 
 
+# What an LLM backend can do (`LLMBackend.capabilities`)
+CHAT = "chat"        # free text replies
+SCORE = "score"      # log-likelihood of given option texts as the reply (multiple choice by likelihood)
+CHOICE = "choice"    # a reply constrained to one of given strings (multiple choice by letter)
+
+
 @runtime_checkable
 class LLMBackend(Protocol):
+    """An LLM behind any engine. It states what it can do, so a system checks `capabilities` against its task and
+    mode before the first item instead of failing on every item; `identity()` names the model exactly (weights,
+    dtype, ...: never just a display name) and keys every cached answer; `check()` opens caches, reaches servers
+    and loads weights, raising an error that names the file or URL."""
+
+    capabilities: frozenset[str]
+
+    def identity(self) -> Mapping[str, Any]: ...
+
+    def check(self) -> None: ...
+
     def chat(self, conversations: Sequence[Sequence[Mapping[str, str]]], sampling: Sampling,
              choice: Sequence[str] | None = None) -> list[str]: ...
+
+    def score(self, conversations: Sequence[Sequence[Mapping[str, str]]], options: Sequence[Sequence[str]]
+              ) -> list[list[tuple[float, int]]]: ...
 
 
 @dataclass(frozen=True)

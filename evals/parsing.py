@@ -62,7 +62,7 @@ def choose_by_likelihood(sums: Sequence[float], counts: Sequence[int], reduction
                          ) -> tuple[int | None, dict]:
     """The option whose text is likeliest as the reply: `reduction` "sum" of its token log-probs, or their
     "mean" (per token). A tie for the best score (e.g. two options with the same text) is None, never the first
-    by position. Returns (index or None, extra) with both reductions recorded."""
+    by position. Returns (index or None, extra): the chosen reduction's scores and both reductions."""
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
     sums = [float(x) for x in sums]
@@ -70,8 +70,8 @@ def choose_by_likelihood(sums: Sequence[float], counts: Sequence[int], reduction
     chosen = sums if reduction == "sum" else means
     best = max(chosen)
     winners = [i for i, x in enumerate(chosen) if x == best]
-    extra = {"option_logprob_sum": [round(x, 4) for x in sums],
-             "option_logprob_mean": [round(x, 4) for x in means], "reduction": reduction}
+    extra = {"option_scores": [round(x, 4) for x in chosen], "option_logprob_sum": [round(x, 4) for x in sums],
+             "option_logprob_mean": [round(x, 4) for x in means]}
     return (winners[0] if len(winners) == 1 else None), extra
 
 

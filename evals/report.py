@@ -44,9 +44,12 @@ def write_report_safely(cfg, summary: Mapping) -> Path | None:
         (out / "report_error.txt").unlink(missing_ok=True)
         return path
     except Exception:  # noqa: BLE001 - the report is an extra; never lose the run's table over it
-        (out / "report_error.txt").write_text(traceback.format_exc())
-        print(f"warning: the HTML report failed (table files are written); see {out / 'report_error.txt'}",
-              file=sys.stderr)
+        try:
+            (out / "report_error.txt").write_text(traceback.format_exc())
+            where = f"see {out / 'report_error.txt'}"
+        except OSError as e:                       # e.g. a read-only output folder being scored again
+            where = f"and its error could not be saved either ({e.strerror})"
+        print(f"warning: the HTML report failed (table files are written); {where}", file=sys.stderr)
         return None
 
 
@@ -81,8 +84,9 @@ def write_report(cfg, summary: Mapping) -> Path:
     colors = {s: f"C{i % 10}" for i, s in enumerate(systems)}
     stats = (int(cfg.stats.resamples), int(cfg.stats.seed), float(cfg.stats.confidence))
 
-    samples = {b: instantiate(cfg.benchmarks[b]).load() for b in scores}
-    cis = {b: {s: {m: estimate(r, *stats) for m, r in res.items()} for s, res in per.items()}
+    samples = summary.get("samples") or {b: instantiate(cfg.benchmarks[b]).load() for b in scores}
+    clusters = summary.get("clusters") or {}
+    cis = {b: {s: {m: estimate(r, *stats, clusters=clusters.get(b)) for m, r in res.items()} for s, res in per.items()}
            for b, per in scores.items()}
     plots = _plots(tmp, table, scores, cis, colors, stats[2], opts, notes)
 
@@ -119,16 +123,19 @@ def write_report(cfg, summary: Mapping) -> Path:
     return final / "index.html"
 
 
-def estimate(result: MetricResult, resamples: int, seed: int, confidence: float):
+def estimate(result: MetricResult, resamples: int, seed: int, confidence: float,
+             clusters: Mapping[str, str] | None = None):
     """(value, low, high): the corpus value and its percentile bootstrap CI with the table's draws (corpus
-    statistics recomputed per resample, as in `evals.tables`). low/high are None if not computable."""
+    statistics recomputed per resample; videos resampled when items share one, as in `evals.tables`). low/high
+    are None if not computable."""
     v = float(result.value)
     n = len(result.per_item)
     if not math.isfinite(v) or n == 0:
         return (v, None, None)
     resample = result.info.get("resample")
     stat = resample if resample is not None else np.array(list(result.per_item.values()), float)
-    dist = bootstrap_distribution(stat, n, resamples, seed)
+    labels = None if clusters is None else [clusters.get(k, k) for k in result.per_item]
+    dist = bootstrap_distribution(stat, n, resamples, seed, labels)
     alpha = (1 - confidence) / 2
     low, high = np.quantile(dist, [alpha, 1 - alpha])
     return (v, float(low), float(high))

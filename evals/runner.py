@@ -1,10 +1,16 @@
 """The paired runner: N systems x one or more benchmarks, the same samples and the same `video.*` sampling
 for every system; predictions appended as they are made (resumable), per-item failures recorded, then
-scored and written as one comparison table (Markdown, CSV, LaTeX)."""
+scored and written as one comparison table (Markdown, CSV, LaTeX).
+
+Before the first item, everything that can be checked is (a `ConfigError` naming the key, file or `_target_`,
+exit 2, nothing recorded): mandatory values, metric / column / reference names, every benchmark loads, every
+system and its plug-ins build and pass `prepare` (capabilities, caches, weights, option counts), the videos of the
+rows that read video exist, the output folder is free (one run per folder) and its predictions belong to the same
+systems. During the run an item's failure is recorded for that item; an `InfrastructureError` (cache I/O, a server
+gone after retries, a full disk) stops the run (exit 3; a rerun resumes). A row x benchmark whose items all failed,
+or more than `max_failure_rate` of them, makes the command exit 1 after the table is written."""
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import sys
@@ -12,14 +18,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from evals.contracts import Prediction, Sample
+from evals.contracts import CAPTIONING, MCQA, SUMMARIZATION, ConfigError, InfrastructureError, Prediction, Sample
 from evals.scoring import score, with_choice
-from evals.store import PredictionStore
+from evals.store import RUN_KEYS, FolderLock, PredictionStore, config_identity, digest, write_if_changed
 from evals.tables import build_table
 
-
-def config_hash(obj: Any) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+EXIT_FAILED, EXIT_REFUSED, EXIT_STOPPED = 1, 2, 3
 
 
 def _batches(xs: Sequence, n: int):
@@ -34,7 +38,7 @@ def _failure(s: Sample, system: str, reason: str) -> Prediction:
 def predict_all(system, samples: Sequence[Sample], store: PredictionStore, batch_size: int,
                 broken: dict[str, str], provenance: dict, progress: bool = True) -> None:
     """Run `system` on the samples not yet done, appending to `store` as each batch finishes. A batch
-    that raises is retried item by item, so one bad item costs only itself."""
+    that raises is retried item by item, so one bad item costs only itself; an `InfrastructureError` stops all."""
     from tqdm import tqdm
 
     done = store.done()
@@ -53,7 +57,7 @@ def predict_all(system, samples: Sequence[Sample], store: PredictionStore, batch
 
 
 def _run_batch(system, batch: Sequence[Sample]):
-    """Yields lists of (prediction, sample), one per item of the batch, never raising."""
+    """Yields lists of (prediction, sample), one per item of the batch; raises only InfrastructureError."""
     from dataclasses import replace
 
     by_uid = {s.uid: s for s in batch}
@@ -64,6 +68,8 @@ def _run_batch(system, batch: Sequence[Sample]):
             if p.uid not in by_uid:
                 raise RuntimeError(f"system returned a prediction for unknown uid {p.uid!r}")
             got[p.uid] = p
+    except InfrastructureError:
+        raise
     except Exception as e:  # noqa: BLE001 - isolate the failing item
         if len(batch) == 1:
             yield [(_failure(batch[0], system.name, f"{type(e).__name__}: {e}"), batch[0])]
@@ -151,66 +157,157 @@ def missing_values(cfg) -> dict[str, str]:
 
 
 def run_compare(cfg) -> dict:
-    """Run, score and tabulate. `cfg` is the composed `compare` config. Returns a summary dict."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
+    """Check, run, score and tabulate. `cfg` is the composed `compare` config. Returns a summary dict whose
+    `problems` lists the rows x benchmarks that failed wholesale (the command then exits 1)."""
     missing = missing_values(cfg)
     if missing:   # before any work: a forgotten path must not surface hours later as failed items
-        raise ValueError("missing mandatory values: " + ", ".join(
+        raise ConfigError("missing mandatory values: " + ", ".join(
             k if k == user else f"{k} (for {user})" for k, user in missing.items())
             + f"; set them on the command line, e.g. {next(iter(missing))}=...")
+    _check_names(cfg)
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out):
+        return _run(cfg, out)
+
+
+def _build(key: str, node, **kw):
+    """instantiate(node), or a ConfigError naming the key and its `_target_`."""
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kw)
+    except Exception as e:  # noqa: BLE001 - every build error becomes one clear message
+        target = node.get("_target_") if hasattr(node, "get") else None
+        cause = e.__cause__ or e
+        raise ConfigError(f"{key}: cannot build {target!r} ({type(cause).__name__}: "
+                          f"{str(cause).splitlines()[0] if str(cause) else ''})") from e
+
+
+def _check_names(cfg) -> None:
+    from evals.metrics.caption import ALL
+
+    unknown = [m for m in cfg.metrics.caption if m not in ALL]
+    if unknown:
+        raise ConfigError(f"metrics.caption: unknown metrics {unknown}; valid: {list(ALL)}")
+    for task in cfg.table.columns or {}:
+        if task not in (SUMMARIZATION, CAPTIONING):
+            raise ConfigError(f"table.columns.{task}: columns are set for {SUMMARIZATION} and {CAPTIONING} "
+                              f"(multiple choice always shows accuracy and its categories)")
+    if cfg.reference is not None and cfg.reference not in cfg.systems:
+        raise ConfigError(f"reference={cfg.reference!r} is not a system of this comparison; systems: "
+                          f"{list(cfg.systems)}")
+    rate = float(cfg.get("max_failure_rate", 0.5))
+    if not 0 <= rate <= 1:
+        raise ConfigError(f"max_failure_rate must be between 0 and 1, got {rate}")
+    if not cfg.benchmarks or not cfg.systems:
+        raise ConfigError("nothing to compare: `benchmarks` and `systems` must each name at least one")
+
+
+def _file_identity(value: Any) -> Any:
+    """Benchmark configs: files they name are identified by their content (a moved copy is the same data)."""
+    if isinstance(value, dict):
+        return {k: _file_identity(v) for k, v in value.items() if k not in RUN_KEYS}
+    if isinstance(value, list):
+        return [_file_identity(v) for v in value]
+    if isinstance(value, str) and os.sep in value and os.path.isfile(value):
+        import hashlib
+
+        with open(value, "rb") as f:
+            return {"file": os.path.basename(value), "sha1": hashlib.file_digest(f, "sha1").hexdigest()}
+    return value
+
+
+def _identity(system, scfg) -> dict:
+    from omegaconf import OmegaConf
+
+    if hasattr(system, "identity"):
+        return {"class": type(system).__qualname__, "identity": system.identity()}
+    return {"config": config_identity(OmegaConf.to_container(scfg, resolve=True))}
+
+
+def _videos(bname: str, samples: list[Sample], rows: list[str], video_check, progress: bool) -> dict[str, str]:
+    """uid -> reason for the items of video-reading rows whose video is missing or unreadable; a ConfigError when
+    no video can be found at all (a wrong or unset video root), before any item runs."""
+    if not rows:
+        return {}
+    if any(s.video is None for s in samples):
+        raise ConfigError(f"benchmarks.{bname}: no video root is set, and {rows} read videos: set "
+                          f"benchmarks.{bname}.video_root (or the preset's `videos`)")
+    if not any(os.path.isfile(s.video) for s in samples):
+        root = os.path.commonpath([os.path.dirname(s.video) for s in samples])
+        raise ConfigError(f"benchmarks.{bname}: none of its {len({s.video for s in samples})} videos is under "
+                          f"{root} (e.g. {samples[0].video}), and {rows} read videos: check "
+                          f"benchmarks.{bname}.video_root / video_patterns")
+    return check_videos(samples, video_check, progress)
+
+
+def _run(cfg, out: Path) -> dict:
+    from omegaconf import OmegaConf
+
     progress = bool(cfg.get("progress", True))
-    video_check = instantiate(cfg.video_check) if cfg.get("video_check") else None
-    scores, footer, failures = {}, [], {}
-    columns = {}
+    video_check = _build("video_check", cfg.video_check) if cfg.get("video_check") else None
+    benches = {b: _build(f"benchmarks.{b}", bcfg) for b, bcfg in cfg.benchmarks.items()}
+    samples = {b: bench.load() for b, bench in benches.items()}
+    for b, items in samples.items():
+        if not items:
+            raise ConfigError(f"benchmarks.{b}: it has no items")
+        absent = [c for c in (cfg.table.columns or {}).get(items[0].task) or [] if c not in cfg.metrics.caption]
+        if absent:
+            raise ConfigError(f"table.columns.{items[0].task}: {absent} are not computed for {b}; metrics.caption is "
+                              f"{list(cfg.metrics.caption)}: add them there or drop them from the columns")
     systems: dict = {}     # built once per run (and closed at the end, also on error: launched servers stop)
     try:
-        for bname, bcfg in cfg.benchmarks.items():
-            bench = instantiate(bcfg)
-            samples = bench.load()
-            broken = check_videos(samples, video_check, progress)
-            bhash = OmegaConf.to_container(bcfg, resolve=True)
-            scores[bname] = {}
-            task = samples[0].task
-            for sname, scfg in cfg.systems.items():
-                if sname not in systems:
-                    systems[sname] = instantiate(scfg, name=sname)
-                system = systems[sname]
-                if task not in system.tasks:
-                    continue
-                if hasattr(system, "prepare"):
-                    system.prepare(bench)
-                sconf = OmegaConf.to_container(scfg, resolve=True)
-                h = config_hash({"system": sconf, "benchmark": bhash})
-                store = PredictionStore(out / bname / sname, h, {"system": sconf, "benchmark": bhash})
-                predict_all(system, samples, store, int(cfg.batch_size), broken,
-                            {"system": sname, "config_hash": h}, progress)
-                preds = {u: p for u, p in store.predictions.items()}
-                scores[bname][sname] = score(samples, preds, list(cfg.metrics.caption),
-                                             float(cfg.metrics.meteor_timeout))
-                failed = [p for p in preds.values() if p.failure]
-                failures[(bname, sname)] = failed
-                acc = scores[bname][sname].get("accuracy")
-                note = f"{bname} / {sname}: {len(samples)} items, {len(failed)} failed"
-                if acc is not None:
-                    i = acc.info
-                    note += (f", {i['n_unparseable']} unparseable ({100 * i['unparseable_rate']:.1f}%), "
-                             f"{i['n_hidden']} without public answer (not scored); chance {100 * i['chance']:.1f}")
-                footer.append(note)
-            columns[bname] = _columns(cfg, task, scores[bname])
+        for sname, scfg in cfg.systems.items():
+            systems[sname] = _build(f"systems.{sname}", scfg, name=sname)
+        plan = [(b, s) for b in benches for s in systems if samples[b][0].task in systems[s].tasks]
+        for b, s in plan:
+            if hasattr(systems[s], "prepare"):
+                try:
+                    systems[s].prepare(benches[b], samples[b])
+                except Exception as e:  # noqa: BLE001 - named by the row; nothing has run yet
+                    raise ConfigError(f"systems.{s} cannot run on {b}: {type(e).__name__}: {e}") from e
+        broken = {b: _videos(b, samples[b], [s for bb, s in plan if bb == b
+                                             and getattr(systems[s], "needs_video", True)], video_check, progress)
+                  for b in benches}
+        stores, ident = {}, {}
+        for b, s in plan:
+            identity = {"system": _identity(systems[s], cfg.systems[s]),
+                        "benchmark": _file_identity(OmegaConf.to_container(cfg.benchmarks[b], resolve=True))}
+            ident[(b, s)] = digest(identity)
+            stores[(b, s)] = PredictionStore(out / b / s, ident[(b, s)], identity)
+        # --- the run --------------------------------------------------------------------------------------------
+        for b, s in plan:
+            system = systems[s]
+            predict_all(system, samples[b], stores[(b, s)], int(cfg.batch_size),
+                        broken[b] if getattr(system, "needs_video", True) else {},
+                        {"system": s, "identity_hash": ident[(b, s)]}, progress)
     finally:
         for system in systems.values():
             if hasattr(system, "close"):
                 system.close()
+    # --- scores and the table -------------------------------------------------------------------------------------
+    scores, footer, failures, columns = {}, [], {}, {}
+    for b, s in plan:
+        preds = dict(stores[(b, s)].predictions)
+        result = scores.setdefault(b, {})[s] = score(samples[b], preds, list(cfg.metrics.caption),
+                                                     float(cfg.metrics.meteor_timeout))
+        failures[(b, s)] = [p for p in preds.values() if p.failure]
+        note = f"{b} / {s}: {len(samples[b])} items, {len(failures[(b, s)])} failed"
+        if "accuracy" in result:
+            i = result["accuracy"].info
+            note += (f", {i['n_unparseable']} unparseable ({100 * i['unparseable_rate']:.1f}%), "
+                     f"{i['n_hidden']} without public answer (not scored); chance {100 * i['chance']:.1f}")
+        footer.append(note)
+    for b in scores:
+        columns[b] = _columns(cfg, samples[b][0].task, scores[b])
     reference = cfg.reference or next(iter(cfg.systems))
+    clusters = {b: {x.uid: x.video_id or x.uid for x in items} for b, items in samples.items()}
     table = build_table(scores, columns, reference, int(cfg.stats.resamples), int(cfg.stats.seed),
-                        float(cfg.stats.confidence))
+                        float(cfg.stats.confidence), clusters)
     table.footer += footer
     _write(out, table, scores, failures)
-    summary = {"table": table, "scores": scores, "failures": failures, "out": out}
+    summary = {"table": table, "scores": scores, "failures": failures, "out": out, "samples": samples,
+               "clusters": clusters, "problems": _problems(samples, failures, float(cfg.get("max_failure_rate", 0.5)))}
     if cfg.get("report", True):   # after the table files: a failing report only warns (evals.report)
         from evals.report import write_report_safely
 
@@ -218,25 +315,36 @@ def run_compare(cfg) -> dict:
     return summary
 
 
+def _problems(samples: dict, failures: dict, max_rate: float) -> list[str]:
+    out = []
+    for (b, s), failed in failures.items():
+        n, k = len(samples[b]), len(failed)
+        if k and (k == n or k / n > max_rate):
+            out.append(f"{s} on {b}: {k} of {n} items failed ({'all' if k == n else f'> max_failure_rate={max_rate:g}'}"
+                       f"; e.g. {failed[0].uid}: {failed[0].failure})")
+    return out
+
+
 def _columns(cfg, task: str, per_sys: dict) -> list[str]:
     wanted = list(cfg.table.columns.get(task, []))
-    if task == "mcqa":
+    if task == MCQA:
         cats = sorted({m for res in per_sys.values() for m in res if m.startswith("accuracy/")})
         wanted = ["accuracy"] + cats
     return wanted
 
 
 def _write(out: Path, table, scores, failures) -> None:
-    (out / "table.md").write_text(table.markdown())
-    (out / "table.csv").write_text(table.csv())
-    (out / "table.tex").write_text(table.latex())
+    import json
+
+    write_if_changed(out / "table.md", table.markdown())
+    write_if_changed(out / "table.csv", table.csv())
+    write_if_changed(out / "table.tex", table.latex())
     plain = {b: {s: {m: {"value": r.value, **{k: v for k, v in r.info.items() if not callable(v)}}
                      for m, r in res.items()} for s, res in per.items()} for b, per in scores.items()}
-    (out / "scores.json").write_text(json.dumps(plain, indent=1, default=str))
-    with open(out / "failures.jsonl", "w") as f:
-        for (b, s), preds in failures.items():
-            for p in preds:
-                f.write(json.dumps({"benchmark": b, "system": s, "uid": p.uid, "failure": p.failure}) + "\n")
+    write_if_changed(out / "scores.json", json.dumps(plain, indent=1, default=str))
+    write_if_changed(out / "failures.jsonl", "".join(
+        json.dumps({"benchmark": b, "system": s, "uid": p.uid, "failure": p.failure}) + "\n"
+        for (b, s), preds in failures.items() for p in preds))
 
 
 def report(summary: dict) -> str:
@@ -250,14 +358,43 @@ def report(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def cli(cfg) -> int:
+    """Run the comparison for the command line: the table, or one line saying why not. Returns the exit code."""
+    from evals.benchmarks.base import AnnotationError
+
+    try:
+        summary = run_compare(cfg)
+    except (ConfigError, AnnotationError, FileNotFoundError) as e:
+        print(f"longvid-compare: refused before any item ran: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    except InfrastructureError as e:
+        print(f"longvid-compare: stopped: {e}", file=sys.stderr)
+        return EXIT_STOPPED
+    print(report(summary))
+    if summary["problems"]:
+        print(f"longvid-compare: FAILED (the table is written; its failed items count as wrong): "
+              + "; ".join(summary["problems"]), file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main() -> None:
+    import warnings
+
     import hydra
 
     from evals import config_dir
 
     @hydra.main(config_path=config_dir(), config_name="compare", version_base="1.3")
     def _main(cfg) -> None:
-        print(report(run_compare(cfg)))
+        warnings.showwarning = _show_warning    # one line per warning (official files' noise), no source lines
+        code = cli(cfg)
+        if code:
+            sys.exit(code)
 
     _main()
 

@@ -1,20 +1,60 @@
-"""Resumable predictions: `<out>/<benchmark>/<system>/predictions.jsonl`, appended as items finish.
+"""Resumable predictions: `<out>/<benchmark>/<system>/predictions.jsonl`, appended as items finish, and the
+identities that decide whether a rerun may continue them.
 
-A rerun skips uids that already have a successful prediction; failed items are tried again and their new
-line supersedes the old one. A line cut short by a crash (the last one) is dropped and the file repaired.
-`run.json` beside it records the system's config hash: continuing with another config is an error."""
+A rerun skips uids that already have a successful prediction; failed items are tried again and their new line
+supersedes the old one. A line cut short by a crash (the last one) is dropped and the file repaired. `run.json`
+beside it records the identity of what produced the predictions — the system as it *is* (weights, prompts,
+sampling, plug-ins) and the benchmark's items — and continuing with another identity is an error. How a system
+*runs* (`limit`, device, batch size, URLs, timeouts, concurrency) is not part of it. Nothing is written when
+nothing changed, so a finished read-only folder can be scored again. One run per output folder at a time
+(`FolderLock`).
+"""
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-from evals.contracts import Prediction
+from evals.contracts import ConfigError, InfrastructureError, Prediction
+
+# Config keys that say how something runs, not what it is: left out of identities (at any depth)
+RUN_KEYS = frozenset({
+    "limit", "device", "batch_size", "url", "timeout", "retries", "backoff", "concurrency", "progress", "workers",
+    "api_key_env", "cache", "caption_cache", "log", "port", "python", "env", "startup_timeout", "stop_timeout",
+    "video_root", "video_patterns", "root", "name"})
 
 
-class PredictionStoreError(RuntimeError):
+class PredictionStoreError(ConfigError):
     pass
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def weights_identity(path: str | os.PathLike) -> dict:
+    """A local model file or folder: its absolute path and a digest of every file's (name, size, mtime), so that
+    two checkpoints at one path — or one retrained in place — are never taken for each other."""
+    p = Path(path).expanduser().absolute()
+    if not p.exists():
+        return {"path": str(p), "files": None}
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    stats = [(str(f.relative_to(p)) if f != p else f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    return {"path": str(p), "files": digest(stats)}
+
+
+def config_identity(cfg: Any) -> Any:
+    """A plain config without RUN_KEYS, local files and folders it names replaced by their `weights_identity`."""
+    if isinstance(cfg, Mapping):
+        return {k: config_identity(v) for k, v in cfg.items() if k not in RUN_KEYS}
+    if isinstance(cfg, (list, tuple)):
+        return [config_identity(v) for v in cfg]
+    if isinstance(cfg, str) and os.sep in cfg and os.path.exists(cfg):
+        return weights_identity(cfg)
+    return cfg
 
 
 def read_predictions(path: str | os.PathLike, repair: bool = False) -> dict[str, Prediction]:
@@ -45,27 +85,90 @@ def read_predictions(path: str | os.PathLike, repair: bool = False) -> dict[str,
     return out
 
 
+def write_if_changed(path: Path, text: str) -> None:
+    """Write `text` unless the file already holds exactly it (re-scoring a finished folder writes nothing)."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    try:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise _io_error(path, e) from e
+
+
+def _io_error(path: Path, e: OSError) -> InfrastructureError:
+    why = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+    return InfrastructureError(f"cannot write {path}: {why}; everything finished is kept: free the space (or fix "
+                               "the folder) and rerun the same command to resume")
+
+
 class PredictionStore:
-    def __init__(self, directory: str | os.PathLike, config_hash: str, config: Mapping | None = None):
+    def __init__(self, directory: str | os.PathLike, identity_hash: str, identity: Mapping | None = None):
         self.dir = Path(directory)
         self.path = self.dir / "predictions.jsonl"
-        self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "run.json"
+        record = json.dumps({"identity_hash": identity_hash, "identity": identity or {}}, indent=1, default=str)
         if meta.exists():
-            old = json.loads(meta.read_text()).get("config_hash")
-            if old != config_hash and self.path.exists() and self.path.stat().st_size:
+            old = json.loads(meta.read_text())
+            old_hash = old.get("identity_hash", old.get("config_hash"))
+            if old_hash != identity_hash and self.path.exists() and self.path.stat().st_size:
                 raise PredictionStoreError(
-                    f"{self.path} holds predictions of another configuration (hash {old}, now "
-                    f"{config_hash}); write to a new output directory or delete that folder")
-        meta.write_text(json.dumps({"config_hash": config_hash, "config": config or {}}, indent=1))
+                    f"{self.path} holds predictions of another system or benchmark (identity {old_hash}, now "
+                    f"{identity_hash}; see {meta}): write to a new out_dir or delete that folder")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _io_error(self.dir, e) from e
+        write_if_changed(meta, record)
         self.predictions = read_predictions(self.path, repair=True)
 
     def done(self) -> set[str]:
         return {u for u, p in self.predictions.items() if not p.failure}
 
     def append(self, preds: Iterable[Prediction]) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            for p in preds:
-                f.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
-                f.flush()
-                self.predictions[p.uid] = p
+        preds = list(preds)
+        if not preds:
+            return
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                for p in preds:
+                    f.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+                    f.flush()
+                    self.predictions[p.uid] = p
+        except OSError as e:
+            raise _io_error(self.path, e) from e
+
+
+class FolderLock:
+    """An exclusive lock on an output folder for one run (`flock` on the folder itself, so a read-only folder can
+    be locked too; released when the process ends, however it ends). A second run on the folder is refused."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory)
+        self.fd: int | None = None
+
+    def __enter__(self) -> "FolderLock":
+        import fcntl
+
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _io_error(self.dir, e) from e
+        self.fd = os.open(self.dir, os.O_RDONLY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            raise ConfigError(f"another run is writing to {self.dir} (it holds the folder's lock): wait for it to "
+                              "finish, or give this run another out_dir") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)       # closing the descriptor releases the lock
+            self.fd = None

@@ -31,6 +31,7 @@ PAST = {"appears": "appeared", "fades away": "faded away", "moves left": "moved 
         "moves right": "moved right", "moves up": "moved up", "moves down": "moved down",
         "grows": "grew", "shrinks": "shrank", "spins": "spun", "changes colour": "changed colour"}
 SPLITS = {"train": "training", "val": "validation", "test": "testing"}
+FORMAT = 2   # of the written files (2: segment sentences end with "." in the annotations; in the digest)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class SyntheticConfig:
             raise ValueError("canvas must be an even number of pixels >= 16 (H.264 4:2:0)")
 
     def digest(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        data = {**asdict(self), "format": FORMAT} if FORMAT > 1 else asdict(self)
+        return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
@@ -299,7 +301,7 @@ def _write_annotations(out: Path, cfg: SyntheticConfig, results) -> None:
         duration = events[-1].end
         db[vid] = {"duration": float(duration), "subset": SPLITS[split], "recipe_type": "synthetic",
                    "video_url": "", "annotations": [
-                       {"segment": [ev.start, ev.end], "id": i, "sentence": ev.sentence()}
+                       {"segment": [ev.start, ev.end], "id": i, "sentence": ev.sentence() + "."}
                        for i, ev in enumerate(events)]}
         d = per_split[split]
         for q in qs:
@@ -375,5 +377,5 @@ class SyntheticBenchmark:
     def load(self):
         return self._loader(self.split).load()
 
-    def train_references(self) -> list[str]:
-        return self._loader(self.split).train_references()
+    def train_paragraphs(self) -> list[list[str]]:
+        return self._loader(self.split).train_paragraphs()

@@ -25,6 +25,7 @@ from typing import Iterator, Sequence
 import torch
 
 from evals.contracts import CAPTIONING, MCQA, SUMMARIZATION, Clip, Prediction, Sample, Segment
+from evals.parsing import choose_by_likelihood
 from longvid.data.v2t import PROMPTS_FILE, Prompts, left_pad, sample_span, video_tensor
 from longvid.data.video import VideoError, VideoSampling, read_frames
 
@@ -59,6 +60,7 @@ def saved_prompts(checkpoint: str) -> Prompts:
 class _V2TSystem:
     tasks: frozenset[str] = frozenset()
     method = "generate"
+    needs_video = True
 
     def __init__(self, checkpoint: str, name: str = "v2t", video: dict | None = None, batch_size: int = 4,
                  max_new_tokens: int = 128, num_beams: int = 1, mask_ratio: float | None = None, seed: int = 0,
@@ -74,8 +76,19 @@ class _V2TSystem:
         self.model = self.tokenizer = self.prompts = None
 
     # --- loading -----------------------------------------------------------------------------------------
-    def prepare(self, benchmark=None) -> None:
+    def prepare(self, benchmark=None, samples=()) -> None:
         self.load()
+
+    def identity(self) -> dict:
+        """What this system is: the checkpoint's files (and replaced LM / encoder folders), the prompts, the
+        decoding and masking; not the device or batch size."""
+        from evals.store import weights_identity
+
+        self.load()
+        return {**self.provenance(), "checkpoint": weights_identity(self.checkpoint),
+                "overrides": {k: weights_identity(v) for k, v in self.overrides.items()},
+                "max_new_tokens": self.max_new_tokens, "num_beams": self.num_beams,
+                "generate_kwargs": self.generate_kwargs, "video": self.sampling.__dict__}
 
     def load(self) -> None:
         if self.model is not None:
@@ -163,6 +176,9 @@ class V2TCaptioner(_V2TSystem):
     def __init__(self, checkpoint: str, name: str = "v2t_captioner", max_new_tokens: int = 32, **kw):
         super().__init__(checkpoint, name=name, max_new_tokens=max_new_tokens, **kw)
 
+    def check(self) -> None:
+        self.load()
+
     def caption(self, clips: Sequence[Clip]) -> list[str]:
         self.load()
         out = []
@@ -220,15 +236,11 @@ class V2TQA(_V2TSystem):
         options = [[Prompts.continuation(p, o) for o in s.options] for p, s in zip(prompts, samples)]
         scores = self.model.score_options(video, prompts, options, tok, reduction="sum", mask_ratio=self.mask_ratio,
                                           generator=self._generator([s.uid for s in samples])).cpu()
-        lens = torch.tensor([[len(tok(o, add_special_tokens=False).input_ids) for o in opts] for opts in options],
-                            dtype=torch.float)
-        mean = scores / lens
-        chosen = scores if self.reduction == "sum" else mean
-        pick = chosen.argmax(1).tolist()
+        lens = [[len(tok(o, add_special_tokens=False).input_ids) for o in opts] for opts in options]
         prov = self.provenance()
-        return [Prediction(uid=s.uid, system=self.name, text=s.options[c], choice=c, provenance=prov,
-                           extra={"option_scores": [round(x, 4) for x in chosen[b].tolist()],
-                                  "option_logprob_sum": [round(x, 4) for x in scores[b].tolist()],
-                                  "option_logprob_mean": [round(x, 4) for x in mean[b].tolist()],
-                                  "prompt": p})
-                for b, (s, c, p) in enumerate(zip(samples, pick, prompts))]
+        out = []
+        for b, (s, p) in enumerate(zip(samples, prompts)):
+            c, extra = choose_by_likelihood(scores[b].tolist(), lens[b], self.reduction)
+            out.append(Prediction(uid=s.uid, system=self.name, text=None if c is None else s.options[c], choice=c,
+                                  provenance=prov, extra={**extra, "prompt": p}))
+        return out

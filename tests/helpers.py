@@ -66,6 +66,9 @@ class SlowEcho:
         self.name, self.delay, self.log, self.fail_uids = name, delay, log, set(fail_uids)
         self.fail_flag = fail_flag  # if set, fail_uids fail only while this file exists
 
+    def identity(self):             # what it is: the same answers whatever its delay, log or failure switches
+        return {"echo": "sum of the uid's characters"}
+
     def predict(self, samples):
         for s in samples:
             if self.log:
@@ -103,6 +106,8 @@ class FakeLLM:
         from baselines.llm.base import LLMBackend
 
         class _Fake(LLMBackend):
+            capabilities = frozenset({"chat", "score", "choice"})
+
             def __init__(self, model="fake", letter="B", fail_on=None, cache=None):
                 super().__init__(model, cache=cache, retries=0)
                 self.letter, self.fail_on, self.requests = letter, fail_on, []
@@ -130,8 +135,8 @@ class FakeLLM:
 
 class JsonHTTPServer:
     """A local HTTP server for fault tests (127.0.0.1, a free port). Subclasses implement
-    `handle(path, body, headers) -> (status, reply)`: reply is JSON-able or raw bytes; status None = hang
-    until `close()`."""
+    `handle(path, body, headers) -> (status, reply)` (body None for a GET): reply is JSON-able or raw bytes; status
+    None = hang until `close()`."""
 
     def __init__(self):
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,8 +148,13 @@ class JsonHTTPServer:
             def log_message(self, *a):
                 pass
 
+            def do_GET(self):
+                self.reply(None)
+
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                self.reply(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+
+            def reply(self, body):
                 status, reply = srv.handle(self.path, body, dict(self.headers))
                 if status is None:
                     srv.release.wait(10)

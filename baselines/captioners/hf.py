@@ -88,6 +88,15 @@ class HFImageCaptioner:
                 "prompt": self.prompt, "max_new_tokens": self.max_new_tokens, "dtype": self.dtype,
                 "joiner": self.joiner, "generate_kwargs": self.generate_kwargs}
 
+    def identity(self) -> dict:
+        """The cache key of its captions: the settings that change them and the model folder's files."""
+        from evals.store import weights_identity
+
+        return {**self.describe(), "weights": weights_identity(self.path)}
+
+    def check(self) -> None:
+        self.load()
+
     def load(self) -> None:
         if self.model is not None:
             return

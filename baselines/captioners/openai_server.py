@@ -6,22 +6,22 @@ Each clip contributes `frames_per_segment` evenly spaced frames, sent as base64 
 request, for models that take a single image, e.g. BLIP-2). Requests run concurrently (`concurrency` threads), each
 with a timeout and `retries` bounded retries (server errors, timeouts, lost connections; a 4xx other than 408/429 is
 not retried). If a request still fails, `LLMError` names the endpoint and the reason, raised once every other
-request has finished. The endpoint `url` is not part of `describe()` (the cache key): the same model behind
+request has finished; an endpoint that refuses connections after the retries stops the run (`BackendUnavailable`).
+A bearer key is sent only when `api_key_env` names its variable, and never over plain http to another host. The endpoint `url` is not part of `describe()` (the cache key): the same model behind
 another address gives the same captions.
 """
 from __future__ import annotations
 
 import base64
 import io
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
 
 from baselines.captioners.hf import join_captions, select_frames
-from baselines.llm.base import LLMError, with_retries
-from evals.contracts import Clip
+from baselines.llm.base import LLMError, auth_headers, with_retries
+from evals.contracts import Clip, InfrastructureError
 
 
 class _Retryable(Exception):
@@ -48,7 +48,7 @@ class OpenAICaptioner:
     def __init__(self, url: str, model: str, frames_per_segment: int = 4, images_per_request: int | None = None,
                  prompt: str = "Describe what happens in these video frames in one sentence.", max_tokens: int = 40,
                  temperature: float = 0.0, seed: int | None = 0, timeout: float = 60, retries: int = 2,
-                 backoff: float = 1.0, concurrency: int = 4, api_key_env: str | None = "OPENAI_API_KEY",
+                 backoff: float = 1.0, concurrency: int = 4, api_key_env: str | None = None,
                  joiner: str = "; ", name: str | None = None):
         for key, v in (("frames_per_segment", frames_per_segment), ("max_tokens", max_tokens),
                        ("concurrency", concurrency), ("images_per_request", images_per_request or 1)):
@@ -61,8 +61,9 @@ class OpenAICaptioner:
         self.images_per_request = None if images_per_request is None else int(images_per_request)
         self.temperature, self.seed = float(temperature), seed
         self.timeout, self.retries, self.backoff = float(timeout), int(retries), float(backoff)
-        self.concurrency, self.api_key_env, self.joiner = int(concurrency), api_key_env, joiner
+        self.concurrency, self.joiner = int(concurrency), joiner
         self.name = name or f"openai:{self.model}"
+        self.headers = auth_headers(self.endpoint, api_key_env, f"captioner {self.name!r}")
 
     def describe(self) -> dict:
         return {"class": type(self).__name__, "model": self.model, "prompt": self.prompt,
@@ -90,9 +91,7 @@ class OpenAICaptioner:
             requests += [(i, frames[s:s + step]) for s in range(0, len(frames), step)]
         if not requests:
             return []
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        with httpx.Client(timeout=httpx.Timeout(self.timeout), headers=headers) as client, \
+        with httpx.Client(timeout=httpx.Timeout(self.timeout), headers=self.headers) as client, \
                 ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = [pool.submit(self._request, client, frames, f"clip {i}") for i, frames in requests]
             results = []
@@ -102,6 +101,9 @@ class OpenAICaptioner:
                 except Exception as e:                  # noqa: BLE001 - reported below, after the others
                     results.append(e)
         errors = [r for r in results if isinstance(r, BaseException)]
+        gone = [e for e in errors if isinstance(e, InfrastructureError)]
+        if gone:
+            raise gone[0]
         if errors:
             raise LLMError(f"{self.name}: {len(errors)} of {len(results)} requests to {self.endpoint} failed "
                            f"(first: {errors[0]})") from errors[0]
@@ -128,4 +130,5 @@ class OpenAICaptioner:
                 raise _Retryable(f"unreadable reply {r.text[:200]!r}") from e
 
         return with_retries(once, self.retries, self.backoff, f"{self.endpoint} ({what})",
-                            retry_on=(_Retryable, httpx.TransportError))
+                            retry_on=(_Retryable, httpx.TransportError),
+                            unreachable=(httpx.ConnectError, httpx.ConnectTimeout))

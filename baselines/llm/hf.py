@@ -5,12 +5,14 @@ decoding); `score` returns each option's summed log-probability and token count.
 from __future__ import annotations
 
 from baselines.llm.base import Conversation, LLMBackend
-from evals.contracts import Sampling
+from evals.contracts import CHAT, CHOICE, SCORE, Sampling
 
 DTYPES = ("float32", "bfloat16", "float16")
 
 
 class HFChat(LLMBackend):
+    capabilities = frozenset({CHAT, SCORE, CHOICE})
+
     def __init__(self, path: str, model: str | None = None, dtype: str = "bfloat16", device: str = "cpu",
                  batch_size: int = 1, cache: str | None = None, **kw):
         if dtype not in DTYPES:
@@ -19,8 +21,17 @@ class HFChat(LLMBackend):
         self.path, self.dtype, self.device, self.batch_size = str(path), dtype, device, max(1, int(batch_size))
         self.lm = self.tokenizer = None
 
+    def _model_identity(self) -> dict:
+        from evals.store import weights_identity
+
+        return {"weights": weights_identity(self.path), "dtype": self.dtype}
+
     def describe(self) -> dict:
-        return {**super().describe(), "dtype": self.dtype, "batch_size": self.batch_size}
+        return {**super().describe(), "batch_size": self.batch_size}
+
+    def check(self) -> None:
+        super().check()
+        self.load()
 
     def load(self):
         if self.lm is None:

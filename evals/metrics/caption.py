@@ -71,10 +71,27 @@ def _run_with_timeout(fn, timeout: float, on_timeout, what: str):
     return box["value"]
 
 
-def _meteor(gts, res, timeout):
-    from pycocoevalcap.meteor.meteor import Meteor
+def meteor_scorer():
+    """pycocoevalcap's Meteor, its Java child started so that it dies with this process (PR_SET_PDEATHSIG): a run
+    killed mid-METEOR leaves no Java process behind. The same command and folder as `Meteor()`."""
+    import signal
+    import subprocess
 
-    m = Meteor()
+    from pycocoevalcap.meteor import meteor as mod
+
+    from evals.process import die_with_parent
+
+    m = mod.Meteor.__new__(mod.Meteor)
+    m.meteor_cmd = ["java", "-jar", "-Xmx2G", mod.METEOR_JAR, "-", "-", "-stdio", "-l", "en", "-norm"]
+    m.meteor_p = subprocess.Popen(m.meteor_cmd, cwd=os.path.dirname(os.path.abspath(mod.__file__)),
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  preexec_fn=die_with_parent(signal.SIGKILL))
+    m.lock = threading.Lock()
+    return m
+
+
+def _meteor(gts, res, timeout):
+    m = meteor_scorer()
     try:
         return _run_with_timeout(lambda: m.compute_score(gts, res), timeout, m.meteor_p.kill, "METEOR")
     finally:

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from evals.contracts import CAPTIONING, MCQA, SUMMARIZATION, Sample
+from evals.parsing import format_options
 from longvid.data.datasets import fixed_length, to_tensor
 from longvid.data.video import resize
 
 V2T_TASKS = (SUMMARIZATION, CAPTIONING, MCQA)
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 PROMPTS_FILE = "prompts.json"   # written beside the exported model by longvid-train-v2t
 
 
@@ -65,9 +65,8 @@ class Prompts:
         if sample.task == MCQA:
             if not sample.question or not sample.options:
                 raise ValueError(f"sample {sample.uid!r}: multiple choice needs a question and options")
-            opts = "\n".join(self.option_format.format(letter=LETTERS[i], option=o)
-                             for i, o in enumerate(sample.options))
-            return self.mcqa.format(question=sample.question, options=opts)
+            return self.mcqa.format(question=sample.question, options=format_options(sample.options,
+                                                                                      self.option_format))
         raise ValueError(f"sample {sample.uid!r}: the video-to-text model has no task {sample.task!r}; "
                          f"valid: {V2T_TASKS}")
 

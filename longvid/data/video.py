@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -16,10 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 
 
+_CLOCK = re.compile(r"\[\d{2}:\d{2}:\d{2}\]\s*")   # decord prefixes its messages with the wall-clock time
+
+
 class VideoError(RuntimeError):
-    """A video could not be read. The message names the file and the reason."""
+    """A video could not be read. The message names the file and the reason (without decord's wall-clock time
+    stamps, so the same failure reads the same on every rerun)."""
 
     def __init__(self, path: str, reason: str):
+        reason = _CLOCK.sub("", reason)
         self.path, self.reason = str(path), reason
         super().__init__(f"cannot read video {path}: {reason}")
 

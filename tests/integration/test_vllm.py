@@ -11,7 +11,8 @@ import textwrap
 import pytest
 
 from baselines.llm.server import OpenAIServerLLM, VLLMServer, _group_alive, free_port
-from baselines.prompts import format_captions, format_options, load_prompt
+from baselines.prompts import format_captions, load_prompt
+from evals.parsing import format_options
 from evals.contracts import Sampling
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
@@ -99,6 +100,7 @@ def test_modular_baseline_end_to_end_and_a_rerun_from_the_caches(server, tmp_pat
                 f"paths.root={tmp_path}", f"out_dir={out}", "progress=false", "stats.resamples=100",
                 "synthetic.n_train=4", "synthetic.n_val=2", "synthetic.n_test=3", "synthetic.max_duration=40",
                 "synthetic.min_duration=20", "metrics.caption=[BLEU-4,ROUGE-L,CIDEr]",
+                "table.columns.summarization=[ROUGE-L,CIDEr,BLEU-4]",
                 "llm=vllm_url", f"llm.url={url}", f"llm.model={NAME}", "llm.retries=0",
                 "~systems.train_prior", "~systems.first_option", "reference=letter",
                 "+system@systems.letter=llm_aggregator", "systems.letter.mcqa=letter",

@@ -21,7 +21,8 @@ from tests.helpers import JsonHTTPServer, make_video, save_tiny_v2t
 ANN = Path(__file__).resolve().parents[1] / "data" / "annotations"
 SPAN = re.compile(r"^\[(\d+)s-(\d+)s\] ", re.M)
 FAST = ["progress=false", "report=false", "stats.resamples=50", "batch_size=4",
-        "metrics.caption=[BLEU-4,ROUGE-L,CIDEr]"]   # METEOR costs ~13 s of Java per row
+        "metrics.caption=[BLEU-4,ROUGE-L,CIDEr]",    # METEOR costs ~13 s of Java per row
+        "table.columns.summarization=[ROUGE-L,CIDEr,BLEU-4]"]
 
 
 # --- shared with tests/integration/test_compare_presets_vllm.py -----------------------------------------------
@@ -82,6 +83,8 @@ class FakeVLLM(JsonHTTPServer):
         super().__init__()
 
     def handle(self, path, body, headers):
+        if path == "/v1/models":
+            return 200, {"data": [{"id": "fake-llm", "root": "/models/fake-llm"}]}
         self.bodies.append((path, body))
         if path == "/v1/chat/completions":
             choice = (body.get("structured_outputs") or {}).get("choice")
@@ -121,9 +124,10 @@ def run(name, world, tmp_path, *extra):
 
 
 # --- the presets ---------------------------------------------------------------------------------------------------
-SUMMARY_COLUMNS = ["ROUGE-L", "CIDEr", "BLEU-4", "METEOR"]
-DURATION = {"youcook2": {"xHr8X2Wpmno": 187.5, "V53XmPeyjIU": 262.9},
-            "activitynet": {"v_uqiMw7tQ1Cc": 55.15, "v_bXdq2zI1Ms0": 73.1, "v_FsS_NCZEfaI": 127.97}}
+SUMMARY_COLUMNS = ["ROUGE-L", "CIDEr", "BLEU-4"]
+DURATION = {"youcook2": {"xHr8X2Wpmno": 187.5, "V53XmPeyjIU": 262.9, "GmWb7W7m2vs": 170.0},
+            "activitynet": {"v_uqiMw7tQ1Cc": 55.15, "v_bXdq2zI1Ms0": 73.1, "v_FsS_NCZEfaI": 127.97,
+                            "v_D0pVkTEYQg8": 21.41}}
 
 
 def test_presets_compose_with_their_defaults_and_keys(tmp_path):
@@ -217,6 +221,9 @@ def test_every_missing_value_is_listed(tmp_path):
 @pytest.mark.parametrize("name,key", [("youcook2", "annotations"), ("egoschema", "questions"),
                                       ("activitynet", "checkpoint"), ("egoschema", "checkpoint")])
 def test_a_wrong_path_names_the_file(name, key, world, tmp_path):
+    from evals.contracts import ConfigError
+
     bad = tmp_path / "nowhere" / "thing"
-    with pytest.raises(FileNotFoundError, match=re.escape(str(bad))):
+    with pytest.raises((FileNotFoundError, ConfigError), match=re.escape(str(bad))):   # before any item
         run(name, world, tmp_path, f"{key}={bad}")
+    assert not list(tmp_path.rglob("predictions.jsonl"))

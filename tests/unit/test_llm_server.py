@@ -32,11 +32,16 @@ class FakeOpenAI(JsonHTTPServer):
     """An OpenAI-compatible server on 127.0.0.1 whose behaviour a test sets: `mode` is ok | 500 | hang |
     garbage | nochoices | 400; requests whose body contains `fail_marker` get a 500 in any mode."""
 
-    def __init__(self):
-        self.mode, self.fail_marker, self.hits = "ok", None, []
+    def __init__(self, served=("m",), root="/models/m"):
+        self.mode, self.fail_marker, self.hits, self.served, self.root = "ok", None, [], list(served), root
+        self.headers = []
         super().__init__()
 
     def handle(self, path, body, headers):
+        self.headers.append(headers)
+        if path == "/v1/models":       # what the backend asks once, for the model's identity (not counted)
+            return 200, {"object": "list", "data": [{"id": m, "object": "model", "root": self.root,
+                                                      "created": time.time()} for m in self.served]}
         self.hits.append(path)
         status, reply = self.answer(path, body)
         return (None, None) if status == "hang" else (status, reply)
@@ -91,10 +96,20 @@ def test_healthy_chat_choice_and_score(fake, tmp_path):
     assert llm.describe()["url"] == fake.url
 
 
-def test_refused_connection_is_retried_then_named(tmp_path):
+def test_refused_connection_is_retried_then_stops_the_run_naming_the_url(tmp_path):
+    from baselines.llm.base import BackendUnavailable
+    from evals.contracts import InfrastructureError
+
     url = f"http://127.0.0.1:{free_port()}"
     llm = OpenAIServerLLM("m", url=url, **FAST)
-    with pytest.raises(LLMError, match=f"{url}/v1/chat/completions.*failed after 3 attempts: ConnectError"):
+    with pytest.raises(BackendUnavailable, match=f"{url}/v1/models: no server answers"):
+        llm.check()                                   # before a run: nothing there
+    fake = FakeOpenAI()
+    llm = OpenAIServerLLM("m", url=fake.url, **FAST)
+    llm.check()
+    fake.close()                                      # the server goes away mid-run
+    with pytest.raises(InfrastructureError, match=f"{fake.url}/v1/chat/completions.*failed after 3 attempts: "
+                                                  "ConnectError"):
         llm.chat([CONV])
 
 
@@ -206,7 +221,7 @@ FAKE_VLLM = textwrap.dedent('''
             self.send_response(200); self.send_header("Content-Length", str(len(data))); self.end_headers()
             self.wfile.write(data)
         def do_GET(self):
-            self.reply({})
+            self.reply({"data": [{"id": "m", "root": args.model}]} if self.path == "/v1/models" else {})
         def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
             self.reply({"choices": [{"index": 0, "message": {"content": "from the launched server"}}]})

@@ -6,11 +6,11 @@ from evals.systems import ConstantChoice, PerTask, TrainPrior
 
 
 class _Bench:
-    def __init__(self, task, refs=()):
-        self.task, self.name, self._refs = task, "b", list(refs)
+    def __init__(self, task, paragraphs=()):
+        self.task, self.name, self._paragraphs = task, "b", list(paragraphs)
 
-    def train_references(self):
-        return self._refs
+    def train_paragraphs(self):
+        return self._paragraphs
 
 
 def qa(uid):
@@ -23,10 +23,13 @@ def summ(uid):
 
 def test_train_prior_writes_the_most_frequent_sentences_in_order():
     tp = TrainPrior()
-    tp.prepare(_Bench(SUMMARIZATION, ["A red square appears. It spins.", "A red square appears. It leaves.",
-                                      "A red square appears. It spins. It leaves."]))
+    tp.prepare(_Bench(SUMMARIZATION, [["A red square appears.", "It spins."], ["A red square appears.", "It leaves."],
+                                      ["A red square appears.", " It spins.", "It leaves."]]))
     (p,) = tp.predict([summ("s1")])
-    assert p.text == "A red square appears. It spins."
+    assert p.text == "A red square appears. It spins."        # joined as references are: one space, nothing added
+    # sentences without final punctuation (YouCook2) stay sentences: nothing is split or added
+    tp.prepare(_Bench(SUMMARIZATION, [["crack the eggs", "whisk them"], ["crack the eggs", "add salt etc"]]))
+    assert next(iter(tp.predict([summ("s1")]))).text == "crack the eggs whisk them"
     with pytest.raises(ValueError, match="training references"):
         TrainPrior().prepare(_Bench(SUMMARIZATION))
 
@@ -35,9 +38,20 @@ def test_per_task_dispatches_each_item_to_its_tasks_system():
     prior = {"_target_": "evals.systems.TrainPrior"}
     row = PerTask({SUMMARIZATION: prior, MCQA: ConstantChoice(index=2)}, name="row")
     assert row.tasks == {SUMMARIZATION, MCQA} and row.by_task[SUMMARIZATION].name == "row"
-    row.prepare(_Bench(SUMMARIZATION, ["One thing happens."]))
-    row.prepare(_Bench(MCQA))                                   # ConstantChoice has no prepare: fine
+    row.prepare(_Bench(SUMMARIZATION, [["One thing happens."]]), [summ("s1")])
+    row.prepare(_Bench(MCQA), [qa("q1")])
     preds = {p.uid: p for p in row.predict([qa("q1"), summ("s1"), qa("q2")])}
     assert preds["q1"].choice == 2 and preds["q2"].choice == 2 and preds["s1"].text == "One thing happens."
     with pytest.raises(ValueError, match="does not support"):
         PerTask({MCQA: prior})
+    assert not row.needs_video and set(row.identity()) == {SUMMARIZATION, MCQA}
+
+
+def test_constant_choice_index_is_checked_before_the_first_item():
+    from evals.contracts import ConfigError
+
+    c = ConstantChoice(name="last", index=4)
+    with pytest.raises(ConfigError, match=r"systems.last.index=4 is not an option of 2 questions \(e.g. 'q1' has 3"):
+        c.prepare(_Bench(MCQA), [qa("q1"), qa("q2")])
+    ConstantChoice(index=2).prepare(_Bench(MCQA), [qa("q1")])
+    assert not c.needs_video and c.identity() == {"rule": "constant choice", "index": 4}

@@ -88,8 +88,8 @@ def test_benchmark_class_generates_on_first_use(tmp_path):
     b = SyntheticBenchmark(str(tmp_path), task="mcqa", split="val", generator=TINY, workers=1)
     items = b.load()
     assert items and all(s.benchmark == "synthetic_mcqa" for s in items)
-    refs = SyntheticBenchmark(str(tmp_path), task="summarization", generator=TINY).train_references()
-    assert len(refs) == TINY["n_train"]
+    paras = SyntheticBenchmark(str(tmp_path), task="summarization", generator=TINY).train_paragraphs()
+    assert len(paras) == TINY["n_train"] and all(s.endswith(".") for p in paras for s in p)
     with pytest.raises(ValueError, match="split"):
         SyntheticBenchmark(str(tmp_path), task="mcqa", split="dev")
 
