@@ -273,7 +273,8 @@ class LLMAggregator:
         for (uid, seg, key, j), t in zip(where, texts):
             t = " ".join(str(t).split()) if t is not None else ""
             if not t:                     # a failure of this item, never a cached caption
-                out[uid] = ValueError(f"the captioner returned an empty caption for {seg.start:.1f}-{seg.end:.1f} s")
+                if not isinstance(out[uid], Exception):
+                    out[uid] = ValueError(f"the captioner returned an empty caption for {seg.start:.1f}-{seg.end:.1f} s")
                 continue
             if self.caption_cache:
                 self.caption_cache.put(key, t)

@@ -87,14 +87,15 @@ def read_predictions(path: str | os.PathLike, repair: bool = False) -> dict[str,
 
 def write_if_changed(path: Path, text: str) -> None:
     """Write `text` unless the file already holds exactly it (re-scoring a finished folder writes nothing)."""
+    data = text.encode("utf-8")
     try:
-        if path.read_text(encoding="utf-8") == text:
+        if path.read_bytes() == data:
             return
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         pass
     try:
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError as e:
         raise _io_error(path, e) from e

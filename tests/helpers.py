@@ -62,9 +62,13 @@ class SlowEcho:
 
     tasks = frozenset({SUMMARIZATION, CAPTIONING, MCQA})
 
-    def __init__(self, name="slow", delay=0.0, log=None, fail_uids=(), fail_flag=None):
+    def __init__(self, name="slow", delay=0.0, log=None, fail_uids=(), fail_flag=None, needs_video=True,
+                 infra_after=None):
         self.name, self.delay, self.log, self.fail_uids = name, delay, log, set(fail_uids)
         self.fail_flag = fail_flag  # if set, fail_uids fail only while this file exists
+        self.needs_video = needs_video
+        self.infra_after = infra_after  # an InfrastructureError after this many items, while fail_flag exists
+        self.seen = 0
 
     def identity(self):             # what it is: the same answers whatever its delay, log or failure switches
         return {"echo": "sum of the uid's characters"}
@@ -75,7 +79,13 @@ class SlowEcho:
                 with open(self.log, "a") as f:
                     f.write(s.uid + "\n")
             time.sleep(self.delay)
-            if s.uid in self.fail_uids and (self.fail_flag is None or os.path.exists(self.fail_flag)):
+            switched_on = self.fail_flag is None or os.path.exists(self.fail_flag)
+            self.seen += 1
+            if self.infra_after is not None and self.seen > self.infra_after and switched_on:
+                from evals.contracts import InfrastructureError
+
+                raise InfrastructureError(f"the shared store went away at {s.uid} (deliberate)")
+            if s.uid in self.fail_uids and switched_on:
                 raise RuntimeError(f"deliberate failure on {s.uid}")
             h = sum(map(ord, s.uid))
             if s.task == MCQA:
@@ -88,14 +98,15 @@ class SlowEcho:
 class FakeCaptioner:
     """Captions a clip by its span and mean brightness; counts the clips it saw (and can refuse to run)."""
 
-    def __init__(self, forbid: bool = False):
-        self.calls, self.forbid = 0, forbid
+    def __init__(self, forbid: bool = False, silent_from: float | None = None):
+        self.calls, self.forbid, self.silent_from = 0, forbid, silent_from   # silent_from: "" for clips from then
 
     def caption(self, clips):
         if self.forbid:
             raise AssertionError("the captioner was called although every caption should be cached")
         self.calls += len(clips)
-        return [f"level {int(np.asarray(c.frames).mean())} from {c.start:.0f}s" for c in clips]
+        return ["" if self.silent_from is not None and c.start >= self.silent_from else
+                f"level {int(np.asarray(c.frames).mean())} from {c.start:.0f}s" for c in clips]
 
 
 class FakeLLM:
@@ -106,11 +117,11 @@ class FakeLLM:
         from baselines.llm.base import LLMBackend
 
         class _Fake(LLMBackend):
-            capabilities = frozenset({"chat", "score", "choice"})
-
-            def __init__(self, model="fake", letter="B", fail_on=None, cache=None):
+            def __init__(self, model="fake", letter="B", fail_on=None, cache=None,
+                         capabilities=("chat", "score", "choice"), empty_on=None):
                 super().__init__(model, cache=cache, retries=0)
                 self.letter, self.fail_on, self.requests = letter, fail_on, []
+                self.capabilities, self.empty_on = frozenset(capabilities), empty_on
 
             def _chat(self, conversations, sampling, choice):
                 out = []
@@ -119,6 +130,8 @@ class FakeLLM:
                     self.requests.append(("chat", text, list(choice) if choice else None))
                     if self.fail_on and self.fail_on in text:
                         out.append(RuntimeError(f"deliberate failure on {self.fail_on!r}"))
+                    elif self.empty_on and self.empty_on in text:
+                        out.append("")
                     elif choice:
                         out.append(self.letter if self.letter in choice else choice[0])
                     else:

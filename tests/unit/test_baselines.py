@@ -185,3 +185,74 @@ def test_configs_switch_captioner_and_llm(tmp_path):
     assert s._captioner_cfg["checkpoint"] == "/nowhere" and s.sampling.fps == cfg.video.fps
     assert isinstance(instantiate(cfg.systems.blind, name="blind"), BlindLLM)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_video_shorter_than_annotated_is_captioned_to_its_end_and_says_so(tmp_path):
+    """Annotated 40 s, the file lasts 20 s: the video-first rows see 20 s, so do the captions (0-16, 16-20), and the
+    prediction records the cut instead of failing the item (which would count against one side only)."""
+    from tests.helpers import make_video
+
+    video = make_video(tmp_path / "short.mp4", n_frames=20, fps=1)
+    item = Sample(uid="u", benchmark="b", task=SUMMARIZATION, video=video, video_id="short", duration=40.0,
+                  references=("x",))
+    (p,) = system(FakeLLM(), FakeCaptioner()).predict([item])
+    assert p.failure is None
+    assert [(a, b) for a, b, _ in p.extra["captions"]] == [(0.0, 16.0), (16.0, 20.0)]
+    assert p.extra["segments_cut"] == {"annotated_duration": 40.0, "video_duration": 20.0, "segments": 3,
+                                       "segments_kept": 2}
+
+
+def test_an_empty_caption_fails_its_item_and_is_never_cached(data, tmp_path):
+    summ, _ = data
+    samples = summ.load()[:2]
+    cache = str(tmp_path / "captions.sqlite")
+    preds = {p.uid: p for p in system(FakeLLM(), FakeCaptioner(silent_from=16.0), caption_cache=cache).predict(samples)}
+    assert all("the captioner returned an empty caption for 16.0-" in p.failure for p in preds.values())
+    agg._SHARED.clear()
+    cap = FakeCaptioner()
+    preds = list(system(FakeLLM(), cap, caption_cache=cache).predict(samples))
+    assert all(p.failure is None for p in preds)
+    n_segments = sum(len(uniform_segments(s.duration)) for s in samples)
+    assert cap.calls == n_segments - len(samples)      # the first segments were cached; the empty ones were not
+
+
+def test_prepare_checks_what_the_llm_can_do_for_the_task(data):
+    from evals.contracts import ConfigError
+
+    summ, qa = data
+    chat_only = FakeLLM(capabilities=["chat"])
+    s = LLMAggregator(chat_only, captions="oracle", mcqa="likelihood", name="row")
+    s.prepare(None, summ.load())                          # summaries only need chat
+    with pytest.raises(ConfigError, match=r"cannot \['score'\].*set systems.row.mcqa=letter"):
+        s.prepare(None, qa.load())
+    with pytest.raises(ConfigError, match=r"cannot \['choice'\]"):
+        LLMAggregator(chat_only, captions="oracle", mcqa="letter").prepare(None, qa.load())
+    assert not s.needs_video and LLMAggregator(chat_only, FakeCaptioner()).needs_video
+
+
+def test_a_cache_that_breaks_mid_run_stops_it_naming_the_file(tmp_path):
+    """Cache I/O is infrastructure: not one failed item per request, but one stop (a rerun resumes)."""
+    import sqlite3
+
+    from baselines.cache import CacheError, DiskCache
+    from evals.contracts import InfrastructureError, Sample
+    from evals.runner import predict_all
+    from evals.store import PredictionStore
+
+    class Broken:
+        def execute(self, *a):
+            raise sqlite3.OperationalError("disk I/O error")
+
+    llm = FakeLLM(cache=str(tmp_path / "llm.sqlite"))
+    llm.cache._db = Broken()
+    with pytest.raises(CacheError, match=r"llm.sqlite: cannot read it \(disk I/O error\)"):
+        llm.chat([[{"role": "user", "content": "hi"}]])
+    assert issubclass(CacheError, InfrastructureError)
+    items = [Sample(uid=f"q{i}", benchmark="b", task=MCQA, video=None, question="q", options=("a", "b")) for i in range(3)]
+    store = PredictionStore(tmp_path / "out", "h")
+    with pytest.raises(CacheError):
+        predict_all(BlindLLM(llm), items, store, 2, {}, {}, progress=False)
+    assert store.predictions == {}                       # nothing recorded as an item failure
+    (tmp_path / "bad.sqlite").write_bytes(b"\x00garbage" * 64)
+    with pytest.raises(CacheError, match="bad.sqlite: cannot open it .*not an SQLite cache"):
+        DiskCache(tmp_path / "bad.sqlite")

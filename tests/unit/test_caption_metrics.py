@@ -1,5 +1,6 @@
 """Caption metrics equal direct pycocoevalcap calls; corpus-level statistics are used, not per-item means."""
 import math
+import os
 import random
 
 import numpy as np
@@ -164,3 +165,34 @@ def test_meteor_timeout_is_reported(monkeypatch):
 def test_tokenize_lowercases_and_strips_punctuation():
     assert tokenize({"x": ["Hello, World!\nAgain."]})["x"] == ["hello world again"]
     assert set(ALL) >= set(BLEU)
+
+
+@pytest.mark.java
+def test_meteor_java_dies_with_the_run(tmp_path):
+    """A run killed (SIGKILL) while METEOR's Java child is up leaves no Java process behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = ("import os, signal, sys\n"
+              f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+              "from evals.metrics.caption import meteor_scorer\n"
+              "m = meteor_scorer()\n"
+              "print(m.meteor_p.pid, flush=True)\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    java = int(r.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(java, 0)
+            if open(f"/proc/{java}/stat").read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        except (ProcessLookupError, FileNotFoundError):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"METEOR's Java process {java} outlived the killed run")

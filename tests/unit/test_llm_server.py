@@ -63,6 +63,8 @@ class FakeOpenAI(JsonHTTPServer):
             return 200, {"object": "error-ish"}
         if mode == "400":
             return 400, {"error": {"message": "This model's maximum context length is 2048 tokens"}}
+        if mode == "empty":
+            return 200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "  "}}]}
         if path == "/v1/chat/completions":
             choice = (body.get("structured_outputs") or {}).get("choice")
             text = choice[-1] if choice else " a summary of " + body["messages"][-1]["content"][:20] + " "
@@ -343,3 +345,82 @@ def test_a_failed_launch_is_reported_once_and_a_taken_port_is_refused(fake_vllm,
     port = int(fake.url.rsplit(":", 1)[1])   # another server listens there: it must not pass for ours
     with pytest.raises(RuntimeError, match=f"port {port} on 127.0.0.1 is not free"):
         VLLMServer(port=port, **kw).start()
+
+
+# --- identity, keys, capabilities ------------------------------------------------------------------------------------
+def test_the_cache_follows_the_served_model_not_its_name_or_url(tmp_path):
+    """Another URL for the same served model (same root) shares cached answers; the same name over another
+    checkpoint (another root) is asked again."""
+    cache = str(tmp_path / "llm.sqlite")
+    a, b, c = FakeOpenAI(root="/models/ckpt-1"), FakeOpenAI(root="/models/ckpt-1"), FakeOpenAI(root="/models/ckpt-2")
+    try:
+        first = OpenAIServerLLM("m", url=a.url, cache=cache, **FAST)
+        reply = first.chat([CONV])
+        moved = OpenAIServerLLM("m", url=b.url, cache=cache, **FAST)
+        assert moved.identity() == first.identity() and moved.chat([CONV]) == reply and b.hits == []
+        other = OpenAIServerLLM("m", url=c.url, cache=cache, **FAST)
+        assert other.identity()["root"] == "/models/ckpt-2"
+        other.chat([CONV])
+        assert c.hits == ["/v1/chat/completions"]
+        with pytest.raises(Exception, match=r"llm.model='nope' is not served at .*; it serves \['m'\]"):
+            OpenAIServerLLM("nope", url=a.url, **FAST).check()
+    finally:
+        for f in (a, b, c):
+            f.close()
+
+
+def test_a_local_root_adds_the_weights_identity(tmp_path):
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "model.safetensors").write_bytes(b"x" * 10)
+    fake = FakeOpenAI(root=str(tmp_path / "ckpt"))
+    try:
+        before = OpenAIServerLLM("m", url=fake.url, **FAST).identity()
+        (tmp_path / "ckpt" / "model.safetensors").write_bytes(b"y" * 11)      # retrained in place
+        assert OpenAIServerLLM("m", url=fake.url, **FAST).identity() != before
+    finally:
+        fake.close()
+
+
+def test_api_keys_go_only_where_the_config_names_them(fake, monkeypatch):
+    from baselines.captioners.openai_server import OpenAICaptioner
+    from evals.contracts import ConfigError
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    monkeypatch.setenv("MY_KEY", "sk-mine")
+    OpenAIServerLLM("m", url=fake.url, **FAST).chat([CONV])
+    assert all("Authorization" not in h for h in fake.headers)           # set in the environment, not named
+    OpenAIServerLLM("m", url=fake.url, api_key_env="MY_KEY", **FAST).chat([CONV + CONV])
+    assert fake.headers[-1]["Authorization"] == "Bearer sk-mine"          # named, and this machine: sent
+    for make in (lambda u: OpenAIServerLLM("m", url=u, api_key_env="MY_KEY"),
+                 lambda u: OpenAICaptioner(u, "m", api_key_env="MY_KEY")):
+        with pytest.raises(ConfigError, match=r"refusing to send the key in \$MY_KEY over plain http:// to "
+                                              r"models.example.org"):
+            make("http://models.example.org:8000")
+        make("https://models.example.org")                                # https: fine
+    assert OpenAICaptioner(fake.url, "m").headers == {}
+    with pytest.raises(ConfigError, match="UNSET_KEY but that environment variable is not set"):
+        OpenAIServerLLM("m", url=fake.url, api_key_env="UNSET_KEY")
+
+
+def test_every_backend_implements_the_one_contract(tmp_path):
+    from baselines.llm.hf import HFChat
+    from baselines.llm.offline import VLLMOffline
+    from evals.contracts import CHAT, CHOICE, SCORE
+    from evals.contracts import LLMBackend as Contract
+
+    for backend in (OpenAIServerLLM("m", url="http://127.0.0.1:1"), HFChat(str(tmp_path)), VLLMOffline(str(tmp_path))):
+        assert isinstance(backend, Contract)
+        assert backend.capabilities == {CHAT, SCORE, CHOICE}
+    assert OpenAIServerLLM("m", url="http://127.0.0.1:1", capabilities=["chat"]).capabilities == {CHAT}
+    with pytest.raises(ValueError, match="unknown capabilities"):
+        OpenAIServerLLM("m", url="http://127.0.0.1:1", capabilities=["logits"])
+
+
+def test_an_empty_reply_is_a_failure_never_cached(fake, tmp_path):
+    cache = str(tmp_path / "c.sqlite")
+    fake.mode = "empty"
+    llm = OpenAIServerLLM("m", url=fake.url, cache=cache, **FAST)
+    with pytest.raises(LLMError, match="empty reply"):
+        llm.chat([CONV])
+    fake.mode = "ok"
+    assert OpenAIServerLLM("m", url=fake.url, cache=cache, **FAST).chat([CONV]) == ["a summary of Which letter? A or B"]

@@ -60,3 +60,13 @@ def test_bad_videos_raise_one_error_type(tmp_path, kind):
     with pytest.raises(VideoError) as e:
         read_frames(str(p), VideoSampling())
     assert str(p) in str(e.value)
+
+
+def test_decord_clock_stamps_are_not_part_of_a_failure():
+    """decord prefixes messages with the wall-clock time: a rerun would record a new, different failure line."""
+    from longvid.data.video import VideoError
+
+    a = VideoError("/v/x.mp4", "decoding frames failed (DECORDError: [22:20:33] /src/video_reader.cc:151: bad frame)")
+    b = VideoError("/v/x.mp4", "decoding frames failed (DECORDError: [23:59:01] /src/video_reader.cc:151: bad frame)")
+    assert str(a) == str(b) == "cannot read video /v/x.mp4: decoding frames failed (DECORDError: " \
+                               "/src/video_reader.cc:151: bad frame)"
