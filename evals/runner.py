@@ -217,12 +217,17 @@ def _file_identity(value: Any) -> Any:
     return value
 
 
-def _identity(system, scfg) -> dict:
+def _settings(scfg) -> Any:
+    """A system's settings: its config without run keys, local files stamped (computable offline)."""
     from omegaconf import OmegaConf
 
-    if hasattr(system, "identity"):
-        return {"class": type(system).__qualname__, "identity": system.identity()}
-    return {"config": config_identity(OmegaConf.to_container(scfg, resolve=True))}
+    return config_identity(OmegaConf.to_container(scfg, resolve=True))
+
+
+def _identity(system, settings) -> Any:
+    """What a system is: its own `identity()` (e.g. an LLM's weights, which may need its server), else its settings."""
+    return {"class": type(system).__qualname__, "identity": system.identity()} if hasattr(system, "identity") \
+        else {"settings": settings}
 
 
 def _videos(bname: str, samples: list[Sample], rows: list[str], video_check, progress: bool) -> dict[str, str]:
@@ -241,11 +246,8 @@ def _videos(bname: str, samples: list[Sample], rows: list[str], video_check, pro
     return check_videos(samples, video_check, progress)
 
 
-def _run(cfg, out: Path) -> dict:
-    from omegaconf import OmegaConf
-
-    progress = bool(cfg.get("progress", True))
-    video_check = _build("video_check", cfg.video_check) if cfg.get("video_check") else None
+def _load(cfg) -> tuple[dict, dict]:
+    """Every benchmark built and loaded (annotation errors name the file), its table columns computable."""
     benches = {b: _build(f"benchmarks.{b}", bcfg) for b, bcfg in cfg.benchmarks.items()}
     samples = {b: bench.load() for b, bench in benches.items()}
     for b, items in samples.items():
@@ -255,37 +257,59 @@ def _run(cfg, out: Path) -> dict:
         if absent:
             raise ConfigError(f"table.columns.{items[0].task}: {absent} are not computed for {b}; metrics.caption is "
                               f"{list(cfg.metrics.caption)}: add them there or drop them from the columns")
+    return benches, samples
+
+
+def _prepare(cfg, out: Path, benches: dict, samples: dict, systems: dict, progress: bool) -> tuple:
+    """Everything before the first item: the plan (benchmark, system) pairs, their stores (guarded by identity),
+    for the pairs with items left: each system's `prepare` and the videos of the rows that read them."""
+    from omegaconf import OmegaConf
+
+    for sname, scfg in cfg.systems.items():
+        systems[sname] = _build(f"systems.{sname}", scfg, name=sname)
+    plan = [(b, s) for b in benches for s in systems if samples[b][0].task in systems[s].tasks]
+    stores = {(b, s): PredictionStore(out / b / s) for b, s in plan}
+    todo = {(b, s) for b, s in plan if {x.uid for x in samples[b]} - stores[(b, s)].done()}
+    for b, s in plan:
+        if (b, s) in todo and hasattr(systems[s], "prepare"):
+            try:
+                systems[s].prepare(benches[b], samples[b])
+            except Exception as e:  # noqa: BLE001 - named by the row; nothing has run yet
+                raise ConfigError(f"systems.{s} cannot run on {b}: {type(e).__name__}: {e}") from e
+    video_check = _build("video_check", cfg.video_check) if cfg.get("video_check") else None
+    broken = {b: _videos(b, samples[b], [s for bb, s in plan if bb == b and (b, s) in todo
+                                         and getattr(systems[s], "needs_video", True)], video_check, progress)
+              for b in benches}
+    ident = {}
+    for b, s in plan:
+        bench = _file_identity(OmegaConf.to_container(cfg.benchmarks[b], resolve=True))
+        settings = _settings(cfg.systems[s])
+        identity = {"system": _identity(systems[s], settings), "benchmark": bench} if (b, s) in todo else None
+        ident[(b, s)] = digest(identity) if identity else None
+        stores[(b, s)].claim(ident[(b, s)], digest({"system": settings, "benchmark": bench}), identity)
+    return plan, todo, broken, stores, ident
+
+
+def _run(cfg, out: Path) -> dict:
+    progress = bool(cfg.get("progress", True))
+    benches, samples = _load(cfg)
     systems: dict = {}     # built once per run (and closed at the end, also on error: launched servers stop)
     try:
-        for sname, scfg in cfg.systems.items():
-            systems[sname] = _build(f"systems.{sname}", scfg, name=sname)
-        plan = [(b, s) for b in benches for s in systems if samples[b][0].task in systems[s].tasks]
+        plan, todo, broken, stores, ident = _prepare(cfg, out, benches, samples, systems, progress)
         for b, s in plan:
-            if hasattr(systems[s], "prepare"):
-                try:
-                    systems[s].prepare(benches[b], samples[b])
-                except Exception as e:  # noqa: BLE001 - named by the row; nothing has run yet
-                    raise ConfigError(f"systems.{s} cannot run on {b}: {type(e).__name__}: {e}") from e
-        broken = {b: _videos(b, samples[b], [s for bb, s in plan if bb == b
-                                             and getattr(systems[s], "needs_video", True)], video_check, progress)
-                  for b in benches}
-        stores, ident = {}, {}
-        for b, s in plan:
-            identity = {"system": _identity(systems[s], cfg.systems[s]),
-                        "benchmark": _file_identity(OmegaConf.to_container(cfg.benchmarks[b], resolve=True))}
-            ident[(b, s)] = digest(identity)
-            stores[(b, s)] = PredictionStore(out / b / s, ident[(b, s)], identity)
-        # --- the run --------------------------------------------------------------------------------------------
-        for b, s in plan:
-            system = systems[s]
-            predict_all(system, samples[b], stores[(b, s)], int(cfg.batch_size),
-                        broken[b] if getattr(system, "needs_video", True) else {},
-                        {"system": s, "identity_hash": ident[(b, s)]}, progress)
+            if (b, s) in todo:
+                system = systems[s]
+                predict_all(system, samples[b], stores[(b, s)], int(cfg.batch_size),
+                            broken[b] if getattr(system, "needs_video", True) else {},
+                            {"system": s, "identity_hash": ident[(b, s)]}, progress)
     finally:
         for system in systems.values():
             if hasattr(system, "close"):
                 system.close()
-    # --- scores and the table -------------------------------------------------------------------------------------
+    return _tabulate(cfg, out, plan, samples, stores)
+
+
+def _tabulate(cfg, out: Path, plan: list, samples: dict, stores: dict) -> dict:
     scores, footer, failures, columns = {}, [], {}, {}
     for b, s in plan:
         preds = dict(stores[(b, s)].predictions)

@@ -4,9 +4,10 @@ identities that decide whether a rerun may continue them.
 A rerun skips uids that already have a successful prediction; failed items are tried again and their new line
 supersedes the old one. A line cut short by a crash (the last one) is dropped and the file repaired. `run.json`
 beside it records the identity of what produced the predictions — the system as it *is* (weights, prompts,
-sampling, plug-ins) and the benchmark's items — and continuing with another identity is an error. How a system
-*runs* (`limit`, device, batch size, URLs, timeouts, concurrency) is not part of it. Nothing is written when
-nothing changed, so a finished read-only folder can be scored again. One run per output folder at a time
+sampling, plug-ins' identities) and the benchmark's items — and adding to it with another identity is an error.
+How a system *runs* (`limit`, device, batch size, URLs, timeouts, concurrency) is not part of it. A finished
+folder is scored again against its recorded settings alone (no model, server or video needed, nothing written),
+so a table can be regenerated offline, from a read-only folder. One run per output folder at a time
 (`FolderLock`).
 """
 from __future__ import annotations
@@ -108,24 +109,38 @@ def _io_error(path: Path, e: OSError) -> InfrastructureError:
 
 
 class PredictionStore:
-    def __init__(self, directory: str | os.PathLike, identity_hash: str, identity: Mapping | None = None):
+    """One system's predictions on one benchmark. Opening reads them (and repairs a line cut short by a crash);
+    `claim` is the guard before anything is added: the folder must hold predictions of the same system — the same
+    `identity` when items are still to be predicted, or at least the same `settings` (its config without run keys,
+    computable offline) when the folder is finished and only scored again."""
+
+    def __init__(self, directory: str | os.PathLike, identity_hash: str | None = None,
+                 identity: Mapping | None = None):
         self.dir = Path(directory)
         self.path = self.dir / "predictions.jsonl"
-        meta = self.dir / "run.json"
-        record = json.dumps({"identity_hash": identity_hash, "identity": identity or {}}, indent=1, default=str)
-        if meta.exists():
-            old = json.loads(meta.read_text())
-            old_hash = old.get("identity_hash", old.get("config_hash"))
-            if old_hash != identity_hash and self.path.exists() and self.path.stat().st_size:
+        self.meta = self.dir / "run.json"
+        self.recorded = json.loads(self.meta.read_text()) if self.meta.exists() else {}
+        self.predictions = read_predictions(self.path, repair=True)
+        if identity_hash is not None:
+            self.claim(identity_hash, identity_hash, identity)
+
+    def claim(self, identity_hash: str | None, settings_hash: str, identity: Mapping | None = None) -> None:
+        """`identity_hash` None: nothing is left to predict, only the settings must match."""
+        if self.predictions:
+            key, want = ("identity_hash", identity_hash) if identity_hash else ("settings_hash", settings_hash)
+            if self.recorded.get(key) != want:
                 raise PredictionStoreError(
-                    f"{self.path} holds predictions of another system or benchmark (identity {old_hash}, now "
-                    f"{identity_hash}; see {meta}): write to a new out_dir or delete that folder")
+                    f"{self.path} holds predictions of another system or benchmark ({key.split('_')[0]} "
+                    f"{self.recorded.get(key)}, now {want}; see {self.meta}): write to a new out_dir or delete that "
+                    "folder")
+        if identity_hash is None:
+            return
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise _io_error(self.dir, e) from e
-        write_if_changed(meta, record)
-        self.predictions = read_predictions(self.path, repair=True)
+        write_if_changed(self.meta, json.dumps({"identity_hash": identity_hash, "settings_hash": settings_hash,
+                                                "identity": identity or {}}, indent=1, default=str))
 
     def done(self) -> set[str]:
         return {u for u, p in self.predictions.items() if not p.failure}

@@ -326,3 +326,24 @@ def test_a_finished_read_only_folder_is_scored_again_without_writing(tmp_path, c
     monkeypatch.undo()
     assert code == 0, err
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_finished_folder_is_scored_again_offline_but_not_under_other_settings(tmp_path, capsys):
+    """Nothing left to predict: no video, model or server is needed (the videos are gone here), only the recorded
+    settings must match; another setting on the same row is refused even so."""
+    from tests.helpers import make_video
+
+    for v in range(3):
+        make_video(tmp_path / "videos" / f"v{v}.mp4", n_frames=4, seed=v)
+    ov = _base(tmp_path, "+systems.reader._target_=tests.helpers.DecodingSystem")
+    code, err = _run(ov, capsys)
+    assert code == 0, err
+    table = (tmp_path / "out" / "table.md").read_text()
+    import shutil
+
+    shutil.rmtree(tmp_path / "videos")
+    code, err = _run(ov, capsys)
+    assert code == 0, err
+    assert (tmp_path / "out" / "table.md").read_text() == table
+    code, err = _run(ov + ["systems.first_option.index=3"], capsys)
+    assert code == EXIT_REFUSED and "first_option/predictions.jsonl holds predictions of another system" in err

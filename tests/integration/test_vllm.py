@@ -126,11 +126,21 @@ def test_modular_baseline_end_to_end_and_a_rerun_from_the_caches(server, tmp_pat
                and all(len(c) == 3 and c[1] > c[0] for c in p.extra["captions"]) for p in summ.values())
     assert {"accuracy", "CIDEr"} <= set(out["scores"]["synthetic_qa"]["likelihood"]) | set(
         out["scores"]["synthetic_summary"]["likelihood"])
-    # a new table from the caches alone: the LLM "server" is a closed port, and nothing fails
+    # the finished folder scored again with the LLM "server" a closed port: nothing is asked, nothing fails
     aggregator._SHARED.clear()
-    again = run_compare(cfg(f"http://127.0.0.1:{free_port()}", tmp_path / "again"))
+    table = (tmp_path / "run" / "table.md").read_text()
+    again = run_compare(cfg(f"http://127.0.0.1:{free_port()}", tmp_path / "run"))
+    assert not any(again["failures"].values()) and (tmp_path / "run" / "table.md").read_text() == table
+    # a new folder from the caches alone: the server only says which model it serves (its identity keys the
+    # caches); no caption and no LLM answer is computed again
+    from baselines.cache import DiskCache
+
+    sizes = {f: len(DiskCache(tmp_path / "cache" / f)) for f in ("llm.sqlite", "captions.sqlite")}
+    aggregator._SHARED.clear()
+    again = run_compare(cfg(server.url, tmp_path / "again"))
     assert not any(again["failures"].values()), again["failures"]
-    assert (tmp_path / "again" / "table.md").read_text() == (tmp_path / "run" / "table.md").read_text()
+    assert (tmp_path / "again" / "table.md").read_text() == table
+    assert {f: len(DiskCache(tmp_path / "cache" / f)) for f in sizes} == sizes
 
 
 OFFLINE = textwrap.dedent('''
