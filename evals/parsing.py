@@ -4,11 +4,12 @@ rate is reported; nothing here ever guesses.
 
 `parse_choice` tries these in order; the first that finds anything decides, and if what it finds disagrees or
 names more than one choice, the answer is None:
-1. explicit containers: `<answer>C</answer>`, a JSON object `{"answer": "C"}` (its value parsed by these rules);
+1. explicit containers: `<answer>C</answer>`, `\\boxed{C}`, a JSON object `{"answer": "C"}` (values parsed by
+   these rules), and
 2. final-answer markers: "Answer: C", "The answer is (B)", "final answer: E", "the correct option is D",
-   "the best choice is B", "I choose / pick / select C"; several markers must agree (a chain of thought that
+   "the best choice is B", "I choose / pick / select C"; all of these must agree (a chain of thought that
    changes its mind is ambiguous); a marker followed by more than one choice ("B or C", "B, C", "both B and
-   C") is ambiguous;
+   C") is ambiguous, and so is one followed by a number or letter that reads as a word ("0 times", "A dog");
 3. the whole reply is one choice: "B", "(B)", "B.", "[B]", "**B**", "`B`", "Option B", "option 2", "2";
 4. the reply starts with a label: "B) a red circle", "(C) ...", "D: ...";
 5. option text: exactly one option's text appears in the reply (an option contained in a longer matching
@@ -45,7 +46,7 @@ _BOTH = re.compile(r"\s*(?:both|either)\b", re.IGNORECASE)
 _WHOLE_END = re.compile(r"\s*[.!:)\]]*\s*")
 _LABEL_END = re.compile(r"\s*[).:\-]")
 _BRACKETED = re.compile(r"\(\s*([A-Za-z])\s*\)|\[\s*([A-Za-z])\s*\]")
-_TAG = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<answer>(.*?)</answer>|\\boxed\{([^{}]*)\}", re.IGNORECASE | re.DOTALL)
 _EMPHASIS = re.compile(r"\*+|`+|(?<!\w)_+|_+(?!\w)")
 
 
@@ -127,28 +128,34 @@ def _labelled(text: str) -> bool:
 
 def _choice_at(text: str, opts: _Options):
     """What `text` names from its start: an index, _AMBIGUOUS, or None when it starts with no choice and no
-    option's text."""
+    option's text. A number or a capital letter followed by words is read as a choice only where it cannot be a
+    word itself: an option's text starting there wins ("2 people", "A blue square", EgoSchema's "C picks up a
+    book"); a quantity ("0 times") or a word ("A dog runs", "C opens ..." when options speak of C) is ambiguous."""
     both = _BOTH.match(text)
     body = text[both.end():] if both else text
     m = _PREFIXED.match(body) or _BARE.match(body)
     by_text = opts.starting(body, alone=True)
-    if by_text is _AMBIGUOUS:
-        return _AMBIGUOUS
-    if m is None or (m["n"] and by_text is not None and opts.normed[by_text].split()[0] == m["n"]):
-        # no token, or a number that begins an option's own text ("2 people"): read the option's text
-        return None if by_text is None else _AMBIGUOUS if both else by_text
+    if by_text is _AMBIGUOUS or (both and (m is not None or by_text is not None)):
+        return _AMBIGUOUS                                   # "both B and C", "a or b" as option texts
+    if m is None:
+        return by_text
     rest = body[m.end():]
     more = _MORE.match(rest)
-    if both or (more and (m2 := _PREFIXED.match(rest[more.end():]) or _BARE.match(rest[more.end():]))
-                and opts.index(m2) is not None):
-        return _AMBIGUOUS                                   # "B or C", "B, C", "both B and C"
+    if more and (m2 := _PREFIXED.match(rest[more.end():]) or _BARE.match(rest[more.end():])) and \
+            opts.index(m2) is not None:
+        return _AMBIGUOUS                                   # "B or C", "B, C"
+    worded = bool(re.match(r" +[A-Za-z0-9]", rest)) and not (m["b"] or m["s"])
+    if worded and (m["u"] or m["n"]) and not _PREFIXED.match(body):
+        if by_text is not None:
+            return by_text                                  # the words are an option's text
+        token = (m["u"] or m["n"]).lower()
+        if m["n"] or token in ("a", "i") or any(o.split()[:1] == [token] for o in opts.normed):
+            return _AMBIGUOUS                               # a quantity, an article, a person: not a choice
     i = opts.index(m)
     lab = _LABEL_END.match(rest)
     after = opts.starting(rest[lab.end():] if lab else rest)
     if i is None or (after is not None and after != i):
         return _AMBIGUOUS                                   # beyond the options; "B) <option A's text>"
-    if m["u"] and by_text is not None and by_text != i and re.match(r" [A-Za-z]", rest):
-        return _AMBIGUOUS                                   # "A red circle" where that is option B's text
     return i
 
 
@@ -166,16 +173,12 @@ def parse_choice(text: str | None, options: Sequence[str]) -> int | None:
         return None
     opts = _Options(options)
     text = _EMPHASIS.sub("", text)
-    # 1. containers
-    tags = _TAG.findall(text)
-    if tags:
-        return _decide([_AMBIGUOUS if (i := parse_choice(t, options)) is None else i for t in tags])[1]
-    found, idx = _json_answer(text, options)
-    if found:
-        return idx
-    # 2. markers
-    found, idx = _decide([i for m in _MARKER.finditer(text) if (i := _choice_at(text[m.end():], opts)) is not None])
-    if found:
+    # 1. containers and 2. markers: every explicit answer in the reply must agree
+    found = [_AMBIGUOUS if (i := parse_choice(a or b, options)) is None else i for a, b in _TAG.findall(text)]
+    found += _json_answers(text, options)
+    found += [i for m in _MARKER.finditer(text) if (i := _choice_at(text[m.end():], opts)) is not None]
+    decided, idx = _decide(found)
+    if decided:
         return idx
     # 3. the whole reply is one choice; 4. a leading label (not a word such as the article in "A dog ...")
     if _labelled(text):
@@ -194,23 +197,24 @@ def parse_choice(text: str | None, options: Sequence[str]) -> int | None:
     return i if 0 <= i < opts.n else None
 
 
-def _json_answer(text: str, options: Sequence[str]) -> tuple[bool, int | None]:
-    """A JSON object with an "answer" key somewhere in the reply: (found, index or None)."""
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end <= start:
-        return False, None
-    try:
-        obj = json.loads(text[start:end + 1])
-    except ValueError:
-        return False, None
-    if not isinstance(obj, dict):
-        return False, None
-    keys = [k for k in obj if isinstance(k, str) and k.strip().lower() in ("answer", "final_answer", "choice")]
-    if len(keys) != 1:
-        return bool(keys), None
-    v = obj[keys[0]]
-    if isinstance(v, bool) or not isinstance(v, (int, str)):
-        return True, None
-    if isinstance(v, int):
-        return True, (v if 0 <= v < len(options) else None)
-    return True, parse_choice(v, options)
+def _json_answers(text: str, options: Sequence[str]) -> list:
+    """The "answer" of every JSON object in the reply (its value parsed by these rules; a number is the index)."""
+    decoder, out, i = json.JSONDecoder(), [], text.find("{")
+    while i >= 0:
+        try:
+            obj, end = decoder.raw_decode(text, i)
+        except ValueError:
+            i = text.find("{", i + 1)
+            continue
+        keys = [k for k in obj if isinstance(k, str) and k.strip().lower() in ("answer", "final_answer", "choice")] \
+            if isinstance(obj, dict) else []
+        for k in keys:
+            v = obj[k]
+            if isinstance(v, int) and not isinstance(v, bool):
+                out.append(v if 0 <= v < len(options) else _AMBIGUOUS)
+            elif isinstance(v, str):
+                out.append(_AMBIGUOUS if (j := parse_choice(v, options)) is None else j)
+            else:
+                out.append(_AMBIGUOUS)
+        i = text.find("{", end)
+    return out

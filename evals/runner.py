@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 from evals.contracts import CAPTIONING, MCQA, SUMMARIZATION, ConfigError, InfrastructureError, Prediction, Sample
 from evals.scoring import score, with_choice
-from evals.store import RUN_KEYS, FolderLock, PredictionStore, config_identity, digest, write_if_changed
+from evals.store import (RUN_KEYS, FolderLock, PredictionStore, config_identity, digest, local_files, weights_identity,
+                          without_run_keys, write_if_changed)
 from evals.tables import build_table
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_STOPPED = 1, 2, 3
@@ -217,17 +218,27 @@ def _file_identity(value: Any) -> Any:
     return value
 
 
-def _settings(scfg) -> Any:
-    """A system's settings: its config without run keys, local files stamped (computable offline)."""
-    from omegaconf import OmegaConf
+def _unit(system, scfg, task: str):
+    """The system serving `task` on a row, and its config: a row made of one system per task (`for_task`) is
+    checked, identified and prepared as the one that runs."""
+    if hasattr(system, "for_task"):
+        sub, sub_cfg = system.for_task(task)
+        return sub, (scfg if sub_cfg is None else sub_cfg)
+    return system, scfg
 
-    return config_identity(OmegaConf.to_container(scfg, resolve=True))
+
+def _plain(cfg) -> Any:
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, (DictConfig, ListConfig)) else cfg
 
 
-def _identity(system, settings) -> Any:
-    """What a system is: its own `identity()` (e.g. an LLM's weights, which may need its server), else its settings."""
-    return {"class": type(system).__qualname__, "identity": system.identity()} if hasattr(system, "identity") \
-        else {"settings": settings}
+def _identity(system, cfg) -> Any:
+    """What a system is: its own `identity()` (e.g. an LLM's weights, which may need its server), else its config
+    without run keys, local files stamped."""
+    if hasattr(system, "identity"):
+        return {"class": type(system).__qualname__, "identity": system.identity()}
+    return {"config": config_identity(_plain(cfg))}
 
 
 def _videos(bname: str, samples: list[Sample], rows: list[str], video_check, progress: bool) -> dict[str, str]:
@@ -248,11 +259,21 @@ def _videos(bname: str, samples: list[Sample], rows: list[str], video_check, pro
 
 def _load(cfg) -> tuple[dict, dict]:
     """Every benchmark built and loaded (annotation errors name the file), its table columns computable."""
+    import shutil
+
     benches = {b: _build(f"benchmarks.{b}", bcfg) for b, bcfg in cfg.benchmarks.items()}
-    samples = {b: bench.load() for b, bench in benches.items()}
+    samples = {}
+    for b, bench in benches.items():
+        try:
+            samples[b] = bench.load()
+        except FileNotFoundError as e:
+            raise ConfigError(f"benchmarks.{b}: {e}") from e
     for b, items in samples.items():
         if not items:
             raise ConfigError(f"benchmarks.{b}: it has no items")
+        if items[0].task in (SUMMARIZATION, CAPTIONING) and shutil.which("java") is None:
+            raise ConfigError(f"benchmarks.{b}: its caption metrics need Java 17 (pycocoevalcap's tokenizer and METEOR) "
+                              "and `java` is not on PATH: install it, e.g. apt-get install openjdk-17-jre-headless")
         absent = [c for c in (cfg.table.columns or {}).get(items[0].task) or [] if c not in cfg.metrics.caption]
         if absent:
             raise ConfigError(f"table.columns.{items[0].task}: {absent} are not computed for {b}; metrics.caption is "
@@ -261,33 +282,37 @@ def _load(cfg) -> tuple[dict, dict]:
 
 
 def _prepare(cfg, out: Path, benches: dict, samples: dict, systems: dict, progress: bool) -> tuple:
-    """Everything before the first item: the plan (benchmark, system) pairs, their stores (guarded by identity),
-    for the pairs with items left: each system's `prepare` and the videos of the rows that read them."""
+    """Everything before the first item: the plan of (benchmark, system) pairs and their stores, guarded; for the
+    pairs with items left, each system's `prepare` and the videos of the rows that read them."""
     from omegaconf import OmegaConf
 
     for sname, scfg in cfg.systems.items():
         systems[sname] = _build(f"systems.{sname}", scfg, name=sname)
     plan = [(b, s) for b in benches for s in systems if samples[b][0].task in systems[s].tasks]
+    units = {(b, s): _unit(systems[s], cfg.systems[s], samples[b][0].task) for b, s in plan}
     stores = {(b, s): PredictionStore(out / b / s) for b, s in plan}
     todo = {(b, s) for b, s in plan if {x.uid for x in samples[b]} - stores[(b, s)].done()}
     for b, s in plan:
-        if (b, s) in todo and hasattr(systems[s], "prepare"):
+        if (b, s) in todo and hasattr(units[(b, s)][0], "prepare"):
             try:
-                systems[s].prepare(benches[b], samples[b])
+                units[(b, s)][0].prepare(benches[b], samples[b])
             except Exception as e:  # noqa: BLE001 - named by the row; nothing has run yet
                 raise ConfigError(f"systems.{s} cannot run on {b}: {type(e).__name__}: {e}") from e
+    reads = {(b, s) for b, s in plan if getattr(units[(b, s)][0], "needs_video", True)}
     video_check = _build("video_check", cfg.video_check) if cfg.get("video_check") else None
-    broken = {b: _videos(b, samples[b], [s for bb, s in plan if bb == b and (b, s) in todo
-                                         and getattr(systems[s], "needs_video", True)], video_check, progress)
-              for b in benches}
-    ident = {}
-    for b, s in plan:
+    broken = {b: _videos(b, samples[b], [s for bb, s in plan if bb == b and (b, s) in todo & reads], video_check,
+                         progress) for b in benches}
+    guards = {}
+    for b, s in plan:                    # every guard passes before anything is written
         bench = _file_identity(OmegaConf.to_container(cfg.benchmarks[b], resolve=True))
-        settings = _settings(cfg.systems[s])
-        identity = {"system": _identity(systems[s], settings), "benchmark": bench} if (b, s) in todo else None
-        ident[(b, s)] = digest(identity) if identity else None
-        stores[(b, s)].claim(ident[(b, s)], digest({"system": settings, "benchmark": bench}), identity)
-    return plan, todo, broken, stores, ident
+        settings = without_run_keys(_plain(units[(b, s)][1]))
+        identity = ({"system": _identity(*units[(b, s)]), "benchmark": bench} if (b, s) in todo else None)
+        guards[(b, s)] = (digest(identity) if identity else None, digest({"system": settings, "benchmark": bench}),
+                          identity, {f: weights_identity(f) for f in local_files(settings)})
+        stores[(b, s)].check(*guards[(b, s)][:2])
+    for key in todo:
+        stores[key].record(*guards[key])
+    return [(b, s, (b, s) in todo, (b, s) in reads, guards[(b, s)][0]) for b, s in plan], broken, stores
 
 
 def _run(cfg, out: Path) -> dict:
@@ -295,24 +320,23 @@ def _run(cfg, out: Path) -> dict:
     benches, samples = _load(cfg)
     systems: dict = {}     # built once per run (and closed at the end, also on error: launched servers stop)
     try:
-        plan, todo, broken, stores, ident = _prepare(cfg, out, benches, samples, systems, progress)
-        for b, s in plan:
-            if (b, s) in todo:
-                system = systems[s]
-                predict_all(system, samples[b], stores[(b, s)], int(cfg.batch_size),
-                            broken[b] if getattr(system, "needs_video", True) else {},
-                            {"system": s, "identity_hash": ident[(b, s)]}, progress)
+        plan, broken, stores = _prepare(cfg, out, benches, samples, systems, progress)
+        for b, s, todo, reads, ident in plan:
+            if todo:
+                predict_all(systems[s], samples[b], stores[(b, s)], int(cfg.batch_size), broken[b] if reads else {},
+                            {"system": s, "identity_hash": ident}, progress)
     finally:
         for system in systems.values():
             if hasattr(system, "close"):
                 system.close()
-    return _tabulate(cfg, out, plan, samples, stores)
+    return _tabulate(cfg, out, [(b, s) for b, s, *_ in plan], samples, stores)
 
 
 def _tabulate(cfg, out: Path, plan: list, samples: dict, stores: dict) -> dict:
     scores, footer, failures, columns = {}, [], {}, {}
     for b, s in plan:
-        preds = dict(stores[(b, s)].predictions)
+        uids = {x.uid for x in samples[b]}     # a folder may hold more (a full run, scored now with a limit)
+        preds = {u: p for u, p in stores[(b, s)].predictions.items() if u in uids}
         result = scores.setdefault(b, {})[s] = score(samples[b], preds, list(cfg.metrics.caption),
                                                      float(cfg.metrics.meteor_timeout))
         failures[(b, s)] = [p for p in preds.values() if p.failure]
@@ -331,7 +355,8 @@ def _tabulate(cfg, out: Path, plan: list, samples: dict, stores: dict) -> dict:
     table.footer += footer
     _write(out, table, scores, failures)
     summary = {"table": table, "scores": scores, "failures": failures, "out": out, "samples": samples,
-               "clusters": clusters, "problems": _problems(samples, failures, float(cfg.get("max_failure_rate", 0.5)))}
+               "clusters": clusters,
+               "problems": _problems(samples, scores, failures, float(cfg.get("max_failure_rate", 0.5)))}
     if cfg.get("report", True):   # after the table files: a failing report only warns (evals.report)
         from evals.report import write_report_safely
 
@@ -339,13 +364,19 @@ def _tabulate(cfg, out: Path, plan: list, samples: dict, stores: dict) -> dict:
     return summary
 
 
-def _problems(samples: dict, failures: dict, max_rate: float) -> list[str]:
+def _problems(samples: dict, scores: dict, failures: dict, max_rate: float) -> list[str]:
+    """Rows x benchmarks without a usable result: all items failed (or, for multiple choice, failed or
+    unparseable), or more than `max_rate` of them."""
     out = []
     for (b, s), failed in failures.items():
-        n, k = len(samples[b]), len(failed)
+        acc = scores[b][s].get("accuracy")
+        unparseable = acc.info["n_unparseable"] if acc is not None else 0
+        n, k = len(samples[b]), len(failed) + unparseable
         if k and (k == n or k / n > max_rate):
-            out.append(f"{s} on {b}: {k} of {n} items failed ({'all' if k == n else f'> max_failure_rate={max_rate:g}'}"
-                       f"; e.g. {failed[0].uid}: {failed[0].failure})")
+            what = "failed" + (f" or unparseable ({unparseable} unparseable)" if unparseable else "")
+            e = f"; e.g. {failed[0].uid}: {failed[0].failure}" if failed else ""
+            out.append(f"{s} on {b}: {k} of {n} items {what} "
+                       f"({'all' if k == n else f'> max_failure_rate={max_rate:g}'}{e})")
     return out
 
 
@@ -388,7 +419,7 @@ def cli(cfg) -> int:
 
     try:
         summary = run_compare(cfg)
-    except (ConfigError, AnnotationError, FileNotFoundError) as e:
+    except (ConfigError, AnnotationError) as e:
         print(f"longvid-compare: refused before any item ran: {e}", file=sys.stderr)
         return EXIT_REFUSED
     except InfrastructureError as e:

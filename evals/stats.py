@@ -132,8 +132,10 @@ def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> float
     m = n01 + n10
     if m == 0:
         return 1.0
-    k = min(n01, n10)
-    tail = sum(math.comb(m, i) for i in range(k + 1))
+    tail, term = 0, 1                      # sum of C(m, i) for i <= min(n01, n10), term updated in integers
+    for i in range(min(n01, n10) + 1):
+        tail += term
+        term = term * (m - i) // (i + 1)
     return min(1.0, 2 * tail / 2 ** m)     # int / int: correctly rounded, no overflow
 
 

@@ -25,7 +25,7 @@ from evals.contracts import ConfigError, InfrastructureError, Prediction
 RUN_KEYS = frozenset({
     "limit", "device", "batch_size", "url", "timeout", "retries", "backoff", "concurrency", "progress", "workers",
     "api_key_env", "cache", "caption_cache", "log", "port", "python", "env", "startup_timeout", "stop_timeout",
-    "video_root", "video_patterns", "root", "name"})
+    "video_root", "video_patterns", "root"})
 
 
 class PredictionStoreError(ConfigError):
@@ -47,15 +47,31 @@ def weights_identity(path: str | os.PathLike) -> dict:
     return {"path": str(p), "files": digest(stats)}
 
 
+def without_run_keys(cfg: Any) -> Any:
+    """A plain config without RUN_KEYS (at any depth): what a thing is, computable offline."""
+    if isinstance(cfg, Mapping):
+        return {k: without_run_keys(v) for k, v in cfg.items() if k not in RUN_KEYS}
+    if isinstance(cfg, (list, tuple)):
+        return [without_run_keys(v) for v in cfg]
+    return cfg
+
+
+def local_files(cfg: Any) -> list[str]:
+    """The local files and folders a plain config (without run keys) names."""
+    if isinstance(cfg, Mapping):
+        return [f for v in cfg.values() for f in local_files(v)]
+    if isinstance(cfg, (list, tuple)):
+        return [f for v in cfg for f in local_files(v)]
+    return [cfg] if isinstance(cfg, str) and os.sep in cfg and os.path.exists(cfg) else []
+
+
 def config_identity(cfg: Any) -> Any:
     """A plain config without RUN_KEYS, local files and folders it names replaced by their `weights_identity`."""
     if isinstance(cfg, Mapping):
         return {k: config_identity(v) for k, v in cfg.items() if k not in RUN_KEYS}
     if isinstance(cfg, (list, tuple)):
         return [config_identity(v) for v in cfg]
-    if isinstance(cfg, str) and os.sep in cfg and os.path.exists(cfg):
-        return weights_identity(cfg)
-    return cfg
+    return weights_identity(cfg) if local_files(cfg) else cfg
 
 
 def read_predictions(path: str | os.PathLike, repair: bool = False) -> dict[str, Prediction]:
@@ -110,9 +126,10 @@ def _io_error(path: Path, e: OSError) -> InfrastructureError:
 
 class PredictionStore:
     """One system's predictions on one benchmark. Opening reads them (and repairs a line cut short by a crash);
-    `claim` is the guard before anything is added: the folder must hold predictions of the same system — the same
-    `identity` when items are still to be predicted, or at least the same `settings` (its config without run keys,
-    computable offline) when the folder is finished and only scored again."""
+    `check` is the guard before anything is added — the folder must hold predictions of the same system: the same
+    `identity` when items are still to be predicted; when the folder is finished and only scored again, the same
+    settings (its config without run keys: no model, server or video needed) and unchanged local files among
+    those it recorded that are still there — and `record` then writes `run.json` (only if it changes)."""
 
     def __init__(self, directory: str | os.PathLike, identity_hash: str | None = None,
                  identity: Mapping | None = None):
@@ -122,25 +139,36 @@ class PredictionStore:
         self.recorded = json.loads(self.meta.read_text()) if self.meta.exists() else {}
         self.predictions = read_predictions(self.path, repair=True)
         if identity_hash is not None:
-            self.claim(identity_hash, identity_hash, identity)
+            self.check(identity_hash, identity_hash)
+            self.record(identity_hash, identity_hash, identity)
 
-    def claim(self, identity_hash: str | None, settings_hash: str, identity: Mapping | None = None) -> None:
-        """`identity_hash` None: nothing is left to predict, only the settings must match."""
-        if self.predictions:
-            key, want = ("identity_hash", identity_hash) if identity_hash else ("settings_hash", settings_hash)
-            if self.recorded.get(key) != want:
-                raise PredictionStoreError(
-                    f"{self.path} holds predictions of another system or benchmark ({key.split('_')[0]} "
-                    f"{self.recorded.get(key)}, now {want}; see {self.meta}): write to a new out_dir or delete that "
-                    "folder")
-        if identity_hash is None:
+    def _refuse(self, why: str) -> None:
+        raise PredictionStoreError(f"{self.path} holds predictions of another system or benchmark ({why}; see "
+                                   f"{self.meta}): write to a new out_dir or delete that folder")
+
+    def check(self, identity_hash: str | None, settings_hash: str) -> None:
+        """`identity_hash` None: nothing is left to predict, only the settings and recorded files must match."""
+        if not self.predictions:
             return
+        if identity_hash is not None:
+            if self.recorded.get("identity_hash") != identity_hash:
+                self._refuse(f"identity {self.recorded.get('identity_hash')}, now {identity_hash}")
+            return
+        if self.recorded.get("settings_hash") != settings_hash:
+            self._refuse(f"settings {self.recorded.get('settings_hash')}, now {settings_hash}")
+        for path, stamp in (self.recorded.get("files") or {}).items():
+            if os.path.exists(path) and weights_identity(path) != stamp:
+                self._refuse(f"{path} changed since they were made")
+
+    def record(self, identity_hash: str, settings_hash: str, identity: Mapping | None = None,
+               files: Mapping | None = None) -> None:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise _io_error(self.dir, e) from e
         write_if_changed(self.meta, json.dumps({"identity_hash": identity_hash, "settings_hash": settings_hash,
-                                                "identity": identity or {}}, indent=1, default=str))
+                                                "files": dict(files or {}), "identity": identity or {}},
+                                               indent=1, default=str))
 
     def done(self) -> set[str]:
         return {u for u, p in self.predictions.items() if not p.failure}
@@ -166,10 +194,12 @@ class FolderLock:
     def __init__(self, directory: str | os.PathLike):
         self.dir = Path(directory)
         self.fd: int | None = None
+        self.created = False
 
     def __enter__(self) -> "FolderLock":
         import fcntl
 
+        self.created = not self.dir.exists()
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -188,3 +218,5 @@ class FolderLock:
         if self.fd is not None:
             os.close(self.fd)       # closing the descriptor releases the lock
             self.fd = None
+        if self.created and not any(self.dir.iterdir()):
+            self.dir.rmdir()        # a run refused before its first item leaves nothing behind

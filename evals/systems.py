@@ -44,7 +44,7 @@ class TrainPrior:
 
     def __init__(self, name: str = "train_prior", max_sentences: int | None = None):
         self.name, self.max_sentences = name, max_sentences
-        self.text: str | None = None
+        self.priors: dict[str, list[str]] = {}     # benchmark name -> its training split's sentences
 
     def identity(self) -> dict:
         return {"rule": "most frequent training sentences", "max_sentences": self.max_sentences}
@@ -64,21 +64,22 @@ class TrainPrior:
         k = self.max_sentences or max(1, sorted(lengths)[len(lengths) // 2])
         top = [s for s, _ in counts.most_common(k)]
         top.sort(key=lambda s: sum(positions[s]) / len(positions[s]))
-        self.sentences = top
-        self.text = " ".join(top)      # joined as the references are (evals.benchmarks.dense.join_sentences)
+        self.priors[benchmark.name] = top
 
     def predict(self, samples: Sequence[Sample]) -> Iterator[Prediction]:
-        if self.text is None:
-            raise RuntimeError("TrainPrior.prepare(benchmark) must run before predict")
         for s in samples:
+            if s.benchmark not in self.priors:
+                raise RuntimeError(f"TrainPrior.prepare must run for benchmark {s.benchmark!r} before predict")
             t0 = time.perf_counter()
-            text = self.text if s.task == SUMMARIZATION else self.sentences[0]
+            top = self.priors[s.benchmark]
+            text = " ".join(top) if s.task == SUMMARIZATION else top[0]   # joined as the references are
             yield Prediction(uid=s.uid, system=self.name, text=text, seconds=time.perf_counter() - t0,
                              provenance={"rule": "most frequent training sentences"})
 
 
 class PerTask:
-    """`systems`: task -> system config (`_target_`, built here with this row's name) or system object."""
+    """`systems`: task -> system config (`_target_`, built here with this row's name) or system object. The runner
+    asks `for_task(task)` for the one it runs on a benchmark (its needs, identity and preparation are that one's)."""
 
     def __init__(self, systems, name: str = "per_task"):
         from hydra.utils import instantiate
@@ -98,21 +99,9 @@ class PerTask:
             self.by_task[task] = built
         self.tasks = frozenset(self.by_task)
 
-    @property
-    def needs_video(self) -> bool:
-        return any(getattr(s, "needs_video", True) for s in self.by_task.values())
-
-    def identity(self) -> dict:
-        from evals.store import config_identity
-
-        return {task: s.identity() if hasattr(s, "identity") else config_identity(self.configs.get(task))
-                for task, s in self.by_task.items()}
-
-    def prepare(self, benchmark, samples: Sequence[Sample]) -> None:
-        task = samples[0].task if samples else getattr(benchmark, "task", None)
-        s = self.by_task.get(task)
-        if s is not None and hasattr(s, "prepare"):
-            s.prepare(benchmark, samples)
+    def for_task(self, task: str):
+        """(the system serving `task`, its config or None): the runner checks, identifies and runs that one."""
+        return self.by_task[task], self.configs.get(task)
 
     def predict(self, samples: Sequence[Sample]) -> Iterator[Prediction]:
         for task in dict.fromkeys(s.task for s in samples):

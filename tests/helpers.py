@@ -57,6 +57,22 @@ class DecodingSystem:
                 yield Prediction(uid=s.uid, system=self.name, text=f"a video with {len(f.array)} frames")
 
 
+class FromFile:
+    """A 'model' whose weights are a file: answers option (sum of the file's bytes + the uid's) % n. Reads no video."""
+
+    tasks = frozenset({MCQA})
+    needs_video = False
+
+    def __init__(self, checkpoint, name="from_file", reply=None):
+        self.name, self.checkpoint, self.reply = name, checkpoint, reply
+
+    def predict(self, samples):
+        w = sum(Path(self.checkpoint).read_bytes())
+        for s in samples:
+            yield Prediction(uid=s.uid, system=self.name,
+                             text=self.reply or f"Answer: {'ABCDE'[(w + sum(map(ord, s.uid))) % len(s.options)]}")
+
+
 class SlowEcho:
     """Echoes a deterministic answer per item after a delay, logging each call (one line per uid)."""
 

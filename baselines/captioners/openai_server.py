@@ -64,6 +64,20 @@ class OpenAICaptioner:
         self.concurrency, self.joiner = int(concurrency), joiner
         self.name = name or f"openai:{self.model}"
         self.headers = auth_headers(self.endpoint, api_key_env, f"captioner {self.name!r}")
+        self._identity: dict | None = None
+
+    def identity(self) -> dict:
+        """The cache key of its captions: the settings that change them and what the server reports for `model`
+        (asked once; a server that does not answer or serve `model` fails here, before a run's first item)."""
+        if self._identity is None:
+            from baselines.llm.server import served_model
+
+            base = self.endpoint.removesuffix("/chat/completions").removesuffix("/v1")
+            self._identity = {**self.describe(), "served": served_model(base, self.model, self.headers, self.timeout)}
+        return self._identity
+
+    def check(self) -> None:
+        self.identity()
 
     def describe(self) -> dict:
         return {"class": type(self).__name__, "model": self.model, "prompt": self.prompt,

@@ -211,6 +211,31 @@ class _Retryable(Exception):
     """A failure worth another attempt (5xx, 408, 429, an unreadable reply)."""
 
 
+def served_model(base: str, model: str, headers: dict, timeout: float) -> dict:
+    """What an OpenAI-compatible server reports for `model` (GET /v1/models): its id and root, and the root folder's
+    files when it is on this machine. A server that does not answer or does not serve `model` is an error."""
+    import httpx
+
+    from evals.store import weights_identity
+
+    url = base + "/v1/models"
+    try:
+        r = httpx.get(url, headers=headers, timeout=timeout)
+        r.raise_for_status()
+        served = {m["id"]: m for m in r.json()["data"]}
+    except httpx.TransportError as e:
+        raise BackendUnavailable(f"{url}: no server answers ({type(e).__name__}: {e})") from e
+    except (httpx.HTTPStatusError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{url}: cannot list the served models ({type(e).__name__}: {e})") from e
+    if model not in served:
+        raise ConfigError(f"model {model!r} is not served at {base}; it serves {sorted(served)}")
+    root = served[model].get("root")
+    ident = {"served_model": model, "root": root}
+    if isinstance(root, str) and os.path.exists(root):
+        ident["weights"] = weights_identity(root)
+    return ident
+
+
 class OpenAIServerLLM(LLMBackend):
     """`url` of a running OpenAI-compatible server, or `launch`: VLLMServer kwargs (incl. `model_path`) for a
     server started before the run's first item and stopped by `close()`. `model` is the served model name.
@@ -247,24 +272,7 @@ class OpenAIServerLLM(LLMBackend):
         if self.launch is not None:
             return {"served_model": self.model, "weights": weights_identity(self.launch["model_path"]),
                     "dtype": self.launch.get("dtype", "bfloat16")}
-        import httpx
-
-        url = self.base_url() + "/v1/models"
-        try:
-            r = httpx.get(url, headers=self.headers, timeout=self.timeout)
-            r.raise_for_status()
-            served = {m["id"]: m for m in r.json()["data"]}
-        except httpx.TransportError as e:
-            raise BackendUnavailable(f"{url}: no server answers ({type(e).__name__}: {e})") from e
-        except (httpx.HTTPStatusError, ValueError, KeyError, TypeError) as e:
-            raise ConfigError(f"{url}: cannot list the served models ({type(e).__name__}: {e})") from e
-        if self.model not in served:
-            raise ConfigError(f"llm.model={self.model!r} is not served at {self.url}; it serves {sorted(served)}")
-        root = served[self.model].get("root")
-        ident = {"served_model": self.model, "root": root}
-        if isinstance(root, str) and os.path.exists(root):
-            ident["weights"] = weights_identity(root)
-        return ident
+        return served_model(self.base_url(), self.model, self.headers, self.timeout)
 
     def check(self) -> None:
         super().check()               # for a url: reaches the server and finds the model

@@ -97,6 +97,7 @@ def _meteor(gts, res, timeout):
     finally:
         try:
             m.meteor_p.kill()
+            m.meteor_p.wait(timeout=10)
         except Exception:
             pass
 

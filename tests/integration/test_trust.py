@@ -180,7 +180,7 @@ def test_what_can_be_checked_is_checked_before_the_first_item(case, tmp_path, ca
             cache.DiskCache.__init__.__defaults__ = (30.0,)
     assert code == EXIT_REFUSED, err
     assert "refused before any item ran" in err and named in err, err
-    assert not _predictions(tmp_path)                            # nothing recorded
+    assert not (tmp_path / "out").exists()                       # nothing recorded, not even the folder
 
 
 def test_refusal_exit_code_through_the_command(tmp_path):
@@ -347,3 +347,61 @@ def test_a_finished_folder_is_scored_again_offline_but_not_under_other_settings(
     assert (tmp_path / "out" / "table.md").read_text() == table
     code, err = _run(ov + ["systems.first_option.index=3"], capsys)
     assert code == EXIT_REFUSED and "first_option/predictions.jsonl holds predictions of another system" in err
+
+
+def test_a_finished_folder_notices_weights_retrained_in_place(tmp_path, capsys):
+    ckpt = tmp_path / "model.bin"
+    ckpt.write_bytes(b"weights v1")
+    ov = _base(tmp_path, "+systems.mine._target_=tests.helpers.FromFile", f"+systems.mine.checkpoint={ckpt}")
+    code, err = _run(ov, capsys)
+    assert code == 0, err
+    table = (tmp_path / "out" / "table.md").read_text()
+    ckpt.rename(tmp_path / "elsewhere.bin")                       # scored again where the weights are not
+    code, err = _run(ov, capsys)
+    assert code == 0 and (tmp_path / "out" / "table.md").read_text() == table, err
+    ckpt.write_bytes(b"weights v2, retrained")                   # the same path, other weights
+    code, err = _run(ov, capsys)
+    assert code == EXIT_REFUSED and f"{ckpt} changed since they were made" in err
+
+
+def test_a_limited_look_at_a_full_folder_counts_only_its_items(tmp_path, capsys):
+    ov = _base(tmp_path, "+systems.echo._target_=tests.helpers.SlowEcho", "+systems.echo.needs_video=false",
+               "+systems.echo.fail_uids=[q4,q5]", "~systems.first_option")
+    code, err = _run(ov, capsys)
+    assert code == 0, err                                         # 2 of 6 failed: under max_failure_rate
+    code, err = _run(ov + ["+benchmarks.items.limit=3"], capsys)
+    assert code == 0, err
+    assert "items / echo: 3 items, 0 failed" in (tmp_path / "out" / "table.md").read_text()
+    assert (tmp_path / "out" / "failures.jsonl").read_text() == ""
+
+
+def test_a_row_of_unparseable_answers_is_not_a_result(tmp_path, capsys):
+    ckpt = tmp_path / "model.bin"
+    ckpt.write_bytes(b"w")
+    code, err = _run(_base(tmp_path, "+systems.mine._target_=tests.helpers.FromFile", f"+systems.mine.checkpoint={ckpt}",
+                           "+systems.mine.reply='I am not sure.'"), capsys)
+    assert code == EXIT_FAILED
+    assert "mine on items: 6 of 6 items failed or unparseable (6 unparseable) (all)" in err.strip().splitlines()[-1]
+
+
+def test_a_per_task_row_needs_what_its_task_needs(tmp_path, capsys):
+    """A row with a video-reading summarizer and a video-free multiple-choice head runs multiple choice without
+    videos (the runner asks the row which system serves the task)."""
+    code, err = _run(_base(tmp_path, "+systems.row._target_=evals.systems.PerTask",
+                           "+systems.row.systems.mcqa._target_=evals.systems.ConstantChoice",
+                           "+systems.row.systems.mcqa.index=1",
+                           "+systems.row.systems.summarization._target_=tests.helpers.DecodingSystem",
+                           "+systems.row._recursive_=false", "~systems.first_option"), capsys)
+    assert code == 0, err
+    assert read_predictions(tmp_path / "out" / "items" / "row" / "predictions.jsonl")["q1"].choice == 1
+
+
+def test_caption_metrics_without_java_are_refused_up_front(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **kw: None if name == "java" else real(name, *a, **kw))
+    code, err = _run(_base(tmp_path, "+benchmark@benchmarks.summ=synthetic_summary", "synthetic.n_train=2",
+                           "synthetic.n_val=1", "synthetic.n_test=1", "synthetic.max_duration=16"), capsys)
+    assert code == EXIT_REFUSED and "benchmarks.summ: its caption metrics need Java 17" in err
+    assert not (tmp_path / "out").exists()                        # a refused run leaves no folder behind

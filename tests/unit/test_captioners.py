@@ -108,6 +108,8 @@ class FakeServer(JsonHTTPServer):
         super().__init__()
 
     def handle(self, path, body, headers):
+        if path == "/v1/models":
+            return 200, {"data": [{"id": "tiny-model", "root": "/models/tiny-vlm"}]}
         with self.lock:
             n = len(self.bodies)
             self.bodies.append(body)
@@ -200,6 +202,20 @@ def test_openai_client_error_is_not_retried(server):
     with pytest.raises(LLMError, match="HTTP 400.*bad image"):
         cap.caption([level_clip([1])])
     assert len(srv.bodies) == 1
+
+
+def test_openai_captioner_identity_is_what_the_server_serves(server):
+    from evals.contracts import ConfigError
+
+    srv = server()
+    cap = OpenAICaptioner(srv.url + "/v1", "tiny-model", frames_per_segment=2)
+    cap.check()
+    ident = cap.identity()
+    assert ident["served"] == {"served_model": "tiny-model", "root": "/models/tiny-vlm"} and "url" not in ident
+    assert OpenAICaptioner(srv.url, "tiny-model", frames_per_segment=2).identity() == ident
+    assert OpenAICaptioner(srv.url, "tiny-model", frames_per_segment=3).identity() != ident
+    with pytest.raises(ConfigError, match=r"model 'other' is not served at .*; it serves \['tiny-model'\]"):
+        OpenAICaptioner(srv.url, "other").check()
 
 
 def test_openai_timeout_and_refused_connection_do_not_hang(server):

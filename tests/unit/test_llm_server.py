@@ -362,7 +362,7 @@ def test_the_cache_follows_the_served_model_not_its_name_or_url(tmp_path):
         assert other.identity()["root"] == "/models/ckpt-2"
         other.chat([CONV])
         assert c.hits == ["/v1/chat/completions"]
-        with pytest.raises(Exception, match=r"llm.model='nope' is not served at .*; it serves \['m'\]"):
+        with pytest.raises(Exception, match=r"model 'nope' is not served at .*; it serves \['m'\]"):
             OpenAIServerLLM("nope", url=a.url, **FAST).check()
     finally:
         for f in (a, b, c):

@@ -197,6 +197,33 @@ def test_never_guess(text):
     assert parse_choice(text, SHAPES) is None
 
 
+ARTICLES = ["a red circle", "a blue square", "a green triangle", "a yellow star", "a black line"]
+PEOPLE = ["one person", "two people", "three people", "four people", "five people"]
+CAMERA = ["C cuts the onion", "C reads a book", "C stirs the soup", "C opens the fridge", "C washes the pan"]
+
+
+@pytest.mark.parametrize("text, options, expected", [
+    # after a marker, a number or capital letter followed by words is a choice only where it cannot be a word
+    ("The answer is 2 people", PEOPLE, None),          # a quantity, not index 2
+    ("Answer: 0 times", PEOPLE, None),
+    ("Answer: A dog runs", ARTICLES, None),             # the article
+    ("Answer: C picks up a book", CAMERA, None),        # EgoSchema's C is the camera wearer
+    ("Answer: C reads a book", CAMERA, 1),              # ... and this is option 1's whole text
+    ("Answer: A blue square", ARTICLES, 1),             # the article, then option 1's text
+    ("The answer is B because the square appears", ARTICLES, 1),
+    ("The answer is C, a green triangle.", ARTICLES, 2),
+    ("The answer is C, a red circle.", ARTICLES, None),  # C, then option A's text
+    # every explicit answer must agree, containers and markers alike
+    ('The answer is B.\n{"answer": "C"}', ARTICLES, None),
+    ("<answer>B</answer>\nFinal answer: C", ARTICLES, None),
+    ("<answer>B</answer>\nFinal answer: B", ARTICLES, 1),
+    ('{"step": {"n": 1}} and then {"answer": "D"}', ARTICLES, 3),
+    ("\\boxed{B}", ARTICLES, 1),
+])
+def test_words_after_a_marker_and_agreement_of_explicit_answers(text, options, expected):
+    assert parse_choice(text, options) == expected
+
+
 def test_likelihood_rule_ties_are_not_guessed():
     from evals.parsing import choose_by_likelihood
 

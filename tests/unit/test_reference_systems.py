@@ -27,9 +27,15 @@ def test_train_prior_writes_the_most_frequent_sentences_in_order():
                                       ["A red square appears.", " It spins.", "It leaves."]]))
     (p,) = tp.predict([summ("s1")])
     assert p.text == "A red square appears. It spins."        # joined as references are: one space, nothing added
+    other = _Bench(SUMMARIZATION, [["crack the eggs", "whisk them"]])
+    other.name = "other"
+    tp.prepare(other)                                           # a second benchmark: its own prior, not this one
+    assert next(iter(tp.predict([summ("s1")]))).text == "A red square appears. It spins."
     # sentences without final punctuation (YouCook2) stay sentences: nothing is split or added
     tp.prepare(_Bench(SUMMARIZATION, [["crack the eggs", "whisk them"], ["crack the eggs", "add salt etc"]]))
     assert next(iter(tp.predict([summ("s1")]))).text == "crack the eggs whisk them"
+    with pytest.raises(RuntimeError, match="prepare must run for benchmark 'b'"):
+        next(iter(TrainPrior().predict([summ("s1")])))
     with pytest.raises(ValueError, match="training references"):
         TrainPrior().prepare(_Bench(SUMMARIZATION))
 
@@ -38,13 +44,14 @@ def test_per_task_dispatches_each_item_to_its_tasks_system():
     prior = {"_target_": "evals.systems.TrainPrior"}
     row = PerTask({SUMMARIZATION: prior, MCQA: ConstantChoice(index=2)}, name="row")
     assert row.tasks == {SUMMARIZATION, MCQA} and row.by_task[SUMMARIZATION].name == "row"
-    row.prepare(_Bench(SUMMARIZATION, [["One thing happens."]]), [summ("s1")])
-    row.prepare(_Bench(MCQA), [qa("q1")])
+    summarizer, cfg = row.for_task(SUMMARIZATION)           # the runner prepares the one that runs
+    assert cfg == prior and row.for_task(MCQA)[1] is None
+    summarizer.prepare(_Bench(SUMMARIZATION, [["One thing happens."]]), [summ("s1")])
     preds = {p.uid: p for p in row.predict([qa("q1"), summ("s1"), qa("q2")])}
     assert preds["q1"].choice == 2 and preds["q2"].choice == 2 and preds["s1"].text == "One thing happens."
     with pytest.raises(ValueError, match="does not support"):
         PerTask({MCQA: prior})
-    assert not row.needs_video and set(row.identity()) == {SUMMARIZATION, MCQA}
+    assert not summarizer.needs_video and not row.for_task(MCQA)[0].needs_video
 
 
 def test_constant_choice_index_is_checked_before_the_first_item():
