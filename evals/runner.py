@@ -308,7 +308,7 @@ def _prepare(cfg, out: Path, benches: dict, samples: dict, systems: dict, progre
         settings = without_run_keys(_plain(units[(b, s)][1]))
         identity = ({"system": _identity(*units[(b, s)]), "benchmark": bench} if (b, s) in todo else None)
         guards[(b, s)] = (digest(identity) if identity else None, digest({"system": settings, "benchmark": bench}),
-                          identity, {f: weights_identity(f) for f in local_files(settings)})
+                          identity, {f: weights_identity(f)["files"] for f in local_files(settings)})
         stores[(b, s)].check(*guards[(b, s)][:2])
     for key in todo:
         stores[key].record(*guards[key])

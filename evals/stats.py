@@ -7,9 +7,9 @@ each drawn video. With one item per cluster (or no clusters given) it is the ord
 exactly the same draws. The draws depend only on (clusters, resamples, seed), so distributions of two systems
 computed separately are paired.
 
-Accuracy also gets a p-value: the exact McNemar test (binomial on the discordant pairs, exact at any n) when
-items are independent; when items share a video, the clustered McNemar test of Durkalski et al. (2003),
-whose statistic sums the discordances within each video (asymptotic chi-square, 1 df).
+Accuracy also gets a p-value, exact at any n: the McNemar test (binomial on the discordant pairs) when items are
+independent; when items share a video, its cluster-level form, a sign-flip test on each video's net discordance
+(which is the McNemar test again when every video has one item).
 """
 from __future__ import annotations
 
@@ -139,26 +139,37 @@ def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> float
     return min(1.0, 2 * tail / 2 ** m)     # int / int: correctly rounded, no overflow
 
 
-def mcnemar_clustered(a_correct: Sequence[bool], b_correct: Sequence[bool],
-                      clusters: Sequence[Hashable]) -> float:
-    """Durkalski et al. (2003) McNemar test for clustered pairs: X2 = (sum_k d_k)^2 / sum_k d_k^2 with
-    d_k = (#A right, B wrong) - (#A wrong, B right) in cluster k; p from chi-square with 1 df."""
+def sign_flip_clustered(a_correct: Sequence[bool], b_correct: Sequence[bool],
+                        clusters: Sequence[Hashable]) -> float:
+    """Exact two-sided p-value for paired outcomes grouped in clusters (questions about one video): a sign-flip
+    (randomisation) test on d_k = (#A right, B wrong) - (#A wrong, B right) per cluster. Under the null hypothesis
+    each cluster's d_k is as likely to have either sign, so p = P(|sum of +-d_k| >= |sum of d_k|), computed exactly
+    by convolution. With one item per cluster it is the exact McNemar test."""
     a, b = np.asarray(a_correct, bool), np.asarray(b_correct, bool)
     if a.shape != b.shape or len(a) != len(clusters):
         raise ValueError("paired outcomes and cluster labels must have equal length")
     ids: dict = {}
     label = np.array([ids.setdefault(c, len(ids)) for c in clusters], dtype=np.int64)
     d = np.bincount(label, weights=(a & ~b).astype(float) - (~a & b).astype(float), minlength=len(ids))
-    denom = float((d ** 2).sum())
-    if denom == 0:
+    d = d.round().astype(np.int64)
+    t, mags = abs(int(d.sum())), np.abs(d[d != 0])
+    if t == 0:
         return 1.0
-    x2 = float(d.sum()) ** 2 / denom
-    return min(1.0, math.erfc(math.sqrt(x2 / 2)))
+    total = int(mags.sum())
+    dist = np.zeros(2 * total + 1)           # dist[s + total] = P(sum of +-d_k = s)
+    dist[total] = 1.0
+    for m in mags:
+        nxt = np.zeros_like(dist)
+        nxt[m:] += dist[:-m]
+        nxt[:-m] += dist[m:]
+        dist = 0.5 * nxt
+    s = np.arange(-total, total + 1)
+    return float(min(1.0, dist[np.abs(s) >= t].sum()))
 
 
 def paired_p(a_correct: Sequence[bool], b_correct: Sequence[bool],
              clusters: Sequence[Hashable] | None = None) -> float:
-    """Exact McNemar for independent items; the clustered test when some items share a cluster."""
+    """Exact McNemar for independent items; the exact cluster sign-flip test when some items share a cluster."""
     if clusters is not None and len(set(clusters)) < len(clusters):
-        return mcnemar_clustered(a_correct, b_correct, clusters)
+        return sign_flip_clustered(a_correct, b_correct, clusters)
     return mcnemar_exact(a_correct, b_correct)

@@ -157,7 +157,7 @@ class PredictionStore:
         if self.recorded.get("settings_hash") != settings_hash:
             self._refuse(f"settings {self.recorded.get('settings_hash')}, now {settings_hash}")
         for path, stamp in (self.recorded.get("files") or {}).items():
-            if os.path.exists(path) and weights_identity(path) != stamp:
+            if os.path.exists(path) and weights_identity(path)["files"] != stamp:
                 self._refuse(f"{path} changed since they were made")
 
     def record(self, identity_hash: str, settings_hash: str, identity: Mapping | None = None,

@@ -103,7 +103,7 @@ def build_table(scores: dict[str, dict[str, dict[str, MetricResult]]], columns: 
                 clusters: dict[str, dict[str, str]] | None = None) -> Table:
     """`scores[benchmark][system][metric]`; `columns[benchmark]` = metrics to show (in order);
     `clusters[benchmark][uid]` = the item's cluster (its video): CIs resample clusters, and accuracy p-values
-    use the clustered McNemar test, where items share one.
+    use the exact sign-flip test over clusters (McNemar at the video level), where items share one.
 
     Deltas are computed on the items both systems were scored on, which for corpus statistics (those with
     a `resample` function) must be all items: the suite scores failed items as empty/wrong, so they are."""
@@ -122,8 +122,8 @@ def build_table(scores: dict[str, dict[str, dict[str, MetricResult]]], columns: 
         first = per_sys.get(ref_name, {}).get(metrics[0]) if metrics and of else None
         if first is not None and len(videos := {of.get(k, k) for k in first.per_item}) < len(first.per_item):
             table.footer.append(f"{b}: {len(first.per_item)} scored items share {len(videos)} videos: CIs resample "
-                                "videos (cluster bootstrap); where items share a video, accuracy p = clustered "
-                                "McNemar test (Durkalski et al. 2003)")
+                                "videos (cluster bootstrap); accuracy p = exact sign-flip test over videos (McNemar "
+                                "at the video level)")
         for m in metrics:
             ref = per_sys.get(ref_name, {}).get(m)
             draws: dict[tuple, tuple[Draws, tuple]] = {}   # shared items -> (draws, reference distribution)

@@ -6,8 +6,8 @@ import pytest
 from evals.contracts import MetricResult
 from evals.metrics.qa import accuracy
 from evals.metrics.retrieval import retrieval_scores
-from evals.stats import (Draws, bootstrap_distribution, mcnemar_clustered, mcnemar_exact, paired_bootstrap,
-                         paired_p)
+from evals.stats import (Draws, bootstrap_distribution, mcnemar_exact, paired_bootstrap, paired_p,
+                         sign_flip_clustered)
 from evals.tables import build_table
 
 
@@ -59,18 +59,41 @@ def test_singleton_clusters_are_the_item_bootstrap():
     assert not Draws(40, 10, 0, list(range(40))).clustered
 
 
-def test_clustered_mcnemar():
-    # B beats A by one question in each of 30 videos, and A beats B on 2 questions of one video
+def _brute_force_sign_flip(a, b, labels) -> float:
+    import itertools
+
+    d = {}
+    for x, y, c in zip(a, b, labels):
+        d[c] = d.get(c, 0) + (x and not y) - (y and not x)
+    d = [v for v in d.values() if v]
+    t = abs(sum(d))
+    hits = sum(abs(sum(s * v for s, v in zip(signs, d))) >= t for signs in itertools.product((1, -1), repeat=len(d)))
+    return hits / 2 ** len(d)
+
+
+def test_clustered_sign_flip_test_is_exact():
+    rng = np.random.default_rng(7)
+    for _ in range(20):                      # 12 videos of 1-6 questions: against all 2**12 sign flips
+        sizes = rng.integers(1, 7, size=12)
+        labels = np.repeat(np.arange(12), sizes)
+        a, b = rng.random(len(labels)) < 0.5, rng.random(len(labels)) < 0.7
+        assert sign_flip_clustered(a, b, labels) == pytest.approx(_brute_force_sign_flip(a, b, labels), abs=1e-12)
+    # one item per video: it is the exact McNemar test
+    a, b = rng.random(300) < 0.4, rng.random(300) < 0.5
+    assert sign_flip_clustered(a, b, np.arange(300)) == pytest.approx(mcnemar_exact(a, b), rel=1e-9)
+    # B beats A by one question in each of 30 videos, A beats B on 2 questions of one video: 2**-31 * (#|S|>=28)
     a, b, labels = [], [], []
     for v in range(30):
         a += [False, True]; b += [True, True]; labels += [v, v]
     a += [True, True]; b += [False, False]; labels += [99, 99]
-    p = mcnemar_clustered(a, b, labels)
-    d = np.array([-1] * 30 + [2])
-    assert p == pytest.approx(math.erfc(math.sqrt(d.sum() ** 2 / (d ** 2).sum() / 2)))
-    assert p < 0.01
+    p = sign_flip_clustered(a, b, labels)
+    assert 0 < p < 1e-5
     assert paired_p(a, b, labels) == p and paired_p(a, b) == mcnemar_exact(a, b)
-    assert mcnemar_clustered([True, False], [True, False], [0, 0]) == 1.0
+    assert sign_flip_clustered([True, False], [True, False], [0, 0]) == 1.0
+    # real size: 570 videos, 4,996 questions, in well under a second
+    labels = np.repeat(np.arange(570), 9)[:4996]
+    a, b = rng.random(4996) < 0.5, rng.random(4996) < 0.52
+    assert 0 <= sign_flip_clustered(a, b, labels) <= 1
 
 
 def test_paired_bootstrap_mean_ci_covers_and_is_paired():
