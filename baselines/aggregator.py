@@ -32,7 +32,7 @@ from baselines.prompts import format_captions, load_prompt
 from baselines.segments import cut_to, read_clips, segments_for
 from evals.contracts import CHAT, CHOICE, MCQA, SCORE, SUMMARIZATION, ConfigError, Prediction, Sample, Segment
 from evals.parsing import LETTERS, choose_by_likelihood, format_options, parse_choice
-from evals.store import config_identity
+from evals.store import config_identity, plain
 from longvid.data.video import VideoError, VideoSampling, probe
 
 PROMPTS = {  # (task, mode, mcqa) -> prompt id
@@ -44,21 +44,10 @@ PROMPTS = {  # (task, mode, mcqa) -> prompt id
 _SHARED: dict[str, Any] = {}   # config digest -> built captioner / LLM backend, shared within the process
 
 
-def _container(cfg) -> Any:
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(cfg, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    return cfg
-
-
 def shared(cfg, key: str = "plug-in") -> Any:
     """Build a `_target_` config once per process (objects are passed through unchanged); a config that cannot be
     built is a ConfigError naming `key` and the target."""
-    cfg = _container(cfg)
+    cfg = plain(cfg)
     if not isinstance(cfg, Mapping):
         return cfg
     k = digest(cfg)
@@ -83,8 +72,8 @@ def close_shared() -> None:
 
 
 def plugin_identity(obj, cfg) -> Any:
-    """What identifies a captioner (or other plug-in): its `identity()`, else its `describe()`, else its config
-    without run keys and with file stamps."""
+    """What identifies a plug-in (an LLM backend, a captioner): its `identity()`, else its `describe()`, else its
+    config without run keys and with file stamps."""
     for method in ("identity", "describe"):
         if hasattr(obj, method):
             return getattr(obj, method)()
@@ -115,10 +104,9 @@ class LLMAggregator:
         self.name, self.captions, self.mcqa, self.reduction, self.mode = name, captions, mcqa, reduction, mode
         self.segments, self.window = segments, float(window)
         self.sampling = VideoSampling(**dict(video or {}))
-        self._llm_cfg, self._captioner_cfg = _container(llm), _container(captioner)
+        self._llm_cfg, self._captioner_cfg = plain(llm), plain(captioner)
         self._captioner_id = None
-        self._oracle_cfg, self._oracle = _container(oracle_source), None
-        self._durations: dict[str, float] = {}      # video file -> its real length (s)
+        self._oracle_cfg, self._oracle = plain(oracle_source), None
         self._cuts: dict[str, dict] = {}            # uid -> how its segments were cut to the file's length
         self.prompts = {**PROMPTS, **dict(prompts or {})}
         self.gen = {"max_tokens": 160, **dict(sampling or {})}
@@ -151,14 +139,16 @@ class LLMAggregator:
         needed = ({CHAT} if SUMMARIZATION in tasks or (MCQA in tasks and self.mode == "summarize_then_answer")
                   else set()) | ({NEEDS[self.mcqa]} if MCQA in tasks else set())
         llm = self.llm
-        missing = needed - set(getattr(llm, "capabilities", {CHAT}))
+        can = set(getattr(llm, "capabilities", {CHAT}))
+        missing = needed - can
         if missing:
+            other = "letter" if self.mcqa == "likelihood" else "likelihood"
+            switch = f"set systems.{self.name}.mcqa={other} or " if MCQA in tasks and NEEDS[other] in can else ""
             raise ConfigError(
                 f"the LLM backend {type(llm).__name__} ({getattr(llm, 'model', '?')}) cannot {sorted(missing)} "
-                f"(it declares capabilities {sorted(getattr(llm, 'capabilities', {CHAT}))}), which "
-                + (f"mcqa={self.mcqa} needs; set systems.{self.name}.mcqa="
-                   f"{'letter' if self.mcqa == 'likelihood' else 'likelihood'} or " if MCQA in tasks else "the task needs; ")
-                + "use a backend that declares it")
+                f"(it declares capabilities {sorted(can)}), which "
+                + (f"mcqa={self.mcqa} needs; " if NEEDS[self.mcqa] in missing else "the task needs; ")
+                + f"{switch}use a backend that declares it")
         if hasattr(llm, "check"):
             llm.check()
         if self.captions == "captioner":
@@ -174,7 +164,7 @@ class LLMAggregator:
     def identity(self) -> dict:
         """What this row is: the LLM's and captioner's identities, prompts, sampling, segmenting, multiple-choice
         rule and video sampling; not where or how fast it runs."""
-        ident = {"llm": self.llm.identity() if hasattr(self.llm, "identity") else config_identity(self._llm_cfg),
+        ident = {"llm": plugin_identity(self.llm, self._llm_cfg),
                  "captions": self.captions, "mcqa": self.mcqa, "reduction": self.reduction, "mode": self.mode,
                  "prompts": {k: load_prompt(v).provenance() for k, v in sorted(self.prompts.items())},
                  "sampling": self.gen}
@@ -245,9 +235,7 @@ class LLMAggregator:
     def _within_file(self, s: Sample, segs: list[Segment]) -> list[Segment]:
         """The segments cut to the video file's real length when it is shorter than annotated (the video-first
         rows see the file too); the cut is recorded in the item's prediction."""
-        if s.video not in self._durations:
-            self._durations[s.video] = probe(s.video)[0]
-        real = self._durations[s.video]
+        real = probe(s.video)[0]
         cut = cut_to(segs, real)
         if cut != segs:
             if not cut:

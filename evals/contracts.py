@@ -102,6 +102,8 @@ class System(Protocol):
       option counts, caches) before the first item; raise `ConfigError` naming the key to fix;
     - `identity() -> dict` — what the system *is* (weights, prompts, sampling, plug-ins' identities), which guards a
       resume [its config without the keys that say how it runs: device, batch size, URLs, timeouts, ...];
+    - `for_task(task) -> (system, config)` — a row served by one system per task: the runner checks, identifies
+      and prepares the one serving the benchmark's task;
     - `close()` — release servers and engines."""
 
     name: str

@@ -20,8 +20,8 @@ from typing import Any, Sequence
 
 from evals.contracts import CAPTIONING, MCQA, SUMMARIZATION, ConfigError, InfrastructureError, Prediction, Sample
 from evals.scoring import score, with_choice
-from evals.store import (RUN_KEYS, FolderLock, PredictionStore, config_identity, digest, local_files, weights_identity,
-                          without_run_keys, write_if_changed)
+from evals.store import (FolderLock, PredictionStore, config_identity, data_identity, digest, local_files, plain,
+                          weights_identity, without_run_keys, write_if_changed)
 from evals.tables import build_table
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_STOPPED = 1, 2, 3
@@ -87,8 +87,12 @@ def _run_batch(system, batch: Sequence[Sample]):
 
 
 def _finish(p: Prediction, s: Sample, provenance: dict) -> Prediction:
+    """The run's provenance added, the choice parsed; an empty summary or caption is the item's failure (scored as
+    empty all the same, but counted, so a row that writes nothing fails wholesale)."""
     from dataclasses import replace
 
+    if s.task in (SUMMARIZATION, CAPTIONING) and not p.failure and not (p.text or "").strip():
+        p = replace(p, failure="the system returned an empty text")
     return with_choice(replace(p, provenance={**provenance, **dict(p.provenance)}), s)
 
 
@@ -204,20 +208,6 @@ def _check_names(cfg) -> None:
         raise ConfigError("nothing to compare: `benchmarks` and `systems` must each name at least one")
 
 
-def _file_identity(value: Any) -> Any:
-    """Benchmark configs: files they name are identified by their content (a moved copy is the same data)."""
-    if isinstance(value, dict):
-        return {k: _file_identity(v) for k, v in value.items() if k not in RUN_KEYS}
-    if isinstance(value, list):
-        return [_file_identity(v) for v in value]
-    if isinstance(value, str) and os.sep in value and os.path.isfile(value):
-        import hashlib
-
-        with open(value, "rb") as f:
-            return {"file": os.path.basename(value), "sha1": hashlib.file_digest(f, "sha1").hexdigest()}
-    return value
-
-
 def _unit(system, scfg, task: str):
     """The system serving `task` on a row, and its config: a row made of one system per task (`for_task`) is
     checked, identified and prepared as the one that runs."""
@@ -227,18 +217,12 @@ def _unit(system, scfg, task: str):
     return system, scfg
 
 
-def _plain(cfg) -> Any:
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, (DictConfig, ListConfig)) else cfg
-
-
 def _identity(system, cfg) -> Any:
     """What a system is: its own `identity()` (e.g. an LLM's weights, which may need its server), else its config
     without run keys, local files stamped."""
     if hasattr(system, "identity"):
         return {"class": type(system).__qualname__, "identity": system.identity()}
-    return {"config": config_identity(_plain(cfg))}
+    return {"config": config_identity(plain(cfg))}
 
 
 def _videos(bname: str, samples: list[Sample], rows: list[str], video_check, progress: bool) -> dict[str, str]:
@@ -284,8 +268,6 @@ def _load(cfg) -> tuple[dict, dict]:
 def _prepare(cfg, out: Path, benches: dict, samples: dict, systems: dict, progress: bool) -> tuple:
     """Everything before the first item: the plan of (benchmark, system) pairs and their stores, guarded; for the
     pairs with items left, each system's `prepare` and the videos of the rows that read them."""
-    from omegaconf import OmegaConf
-
     for sname, scfg in cfg.systems.items():
         systems[sname] = _build(f"systems.{sname}", scfg, name=sname)
     plan = [(b, s) for b in benches for s in systems if samples[b][0].task in systems[s].tasks]
@@ -304,8 +286,8 @@ def _prepare(cfg, out: Path, benches: dict, samples: dict, systems: dict, progre
                          progress) for b in benches}
     guards = {}
     for b, s in plan:                    # every guard passes before anything is written
-        bench = _file_identity(OmegaConf.to_container(cfg.benchmarks[b], resolve=True))
-        settings = without_run_keys(_plain(units[(b, s)][1]))
+        bench = data_identity(plain(cfg.benchmarks[b]))
+        settings = without_run_keys(plain(units[(b, s)][1]))
         identity = ({"system": _identity(*units[(b, s)]), "benchmark": bench} if (b, s) in todo else None)
         guards[(b, s)] = (digest(identity) if identity else None, digest({"system": settings, "benchmark": bench}),
                           identity, {f: weights_identity(f)["files"] for f in local_files(settings)})

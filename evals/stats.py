@@ -50,9 +50,9 @@ class Draws:
         # cluster c = item c when every cluster is one item (labels follow first appearance): the same draws
         self.draws = np.random.default_rng(seed).integers(0, self.n_clusters, size=(self.resamples, self.n_clusters))
         self.label = label
-        order = np.argsort(label, kind="stable")
         self.counts = np.bincount(label, minlength=self.n_clusters)
-        self.members = np.split(order, np.cumsum(self.counts)[:-1])
+        if self.clustered:        # item indices of each cluster, for corpus statistics on a draw
+            self.members = np.split(np.argsort(label, kind="stable"), np.cumsum(self.counts)[:-1])
 
     def mean(self, x) -> np.ndarray:
         x = np.asarray(x, float)

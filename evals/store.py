@@ -47,6 +47,26 @@ def weights_identity(path: str | os.PathLike) -> dict:
     return {"path": str(p), "files": digest(stats)}
 
 
+def plain(cfg: Any) -> Any:
+    """An OmegaConf node as plain Python (resolved); anything else unchanged."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, (DictConfig, ListConfig)) else cfg
+
+
+def data_identity(cfg: Any) -> Any:
+    """A benchmark's config without run keys, the files it names identified by their content (a moved copy of an
+    annotation file is the same data; an edited one is not)."""
+    if isinstance(cfg, Mapping):
+        return {k: data_identity(v) for k, v in cfg.items() if k not in RUN_KEYS}
+    if isinstance(cfg, (list, tuple)):
+        return [data_identity(v) for v in cfg]
+    if isinstance(cfg, str) and os.sep in cfg and os.path.isfile(cfg):
+        with open(cfg, "rb") as f:
+            return {"file": os.path.basename(cfg), "sha1": hashlib.file_digest(f, "sha1").hexdigest()}
+    return cfg
+
+
 def without_run_keys(cfg: Any) -> Any:
     """A plain config without RUN_KEYS (at any depth): what a thing is, computable offline."""
     if isinstance(cfg, Mapping):

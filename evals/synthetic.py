@@ -57,8 +57,7 @@ class SyntheticConfig:
             raise ValueError("canvas must be an even number of pixels >= 16 (H.264 4:2:0)")
 
     def digest(self) -> str:
-        data = {**asdict(self), "format": FORMAT} if FORMAT > 1 else asdict(self)
-        return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+        return hashlib.sha1(json.dumps({**asdict(self), "format": FORMAT}, sort_keys=True).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)

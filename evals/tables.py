@@ -122,8 +122,8 @@ def build_table(scores: dict[str, dict[str, dict[str, MetricResult]]], columns: 
         first = per_sys.get(ref_name, {}).get(metrics[0]) if metrics and of else None
         if first is not None and len(videos := {of.get(k, k) for k in first.per_item}) < len(first.per_item):
             table.footer.append(f"{b}: {len(first.per_item)} scored items share {len(videos)} videos: CIs resample "
-                                "videos (cluster bootstrap); accuracy p = exact sign-flip test over videos (McNemar "
-                                "at the video level)")
+                                "videos (cluster bootstrap)" + ("; accuracy p = exact sign-flip test over videos "
+                                "(McNemar at the video level)" if metrics[0].startswith("accuracy") else ""))
         for m in metrics:
             ref = per_sys.get(ref_name, {}).get(m)
             draws: dict[tuple, tuple[Draws, tuple]] = {}   # shared items -> (draws, reference distribution)

@@ -79,15 +79,15 @@ class SlowEcho:
     tasks = frozenset({SUMMARIZATION, CAPTIONING, MCQA})
 
     def __init__(self, name="slow", delay=0.0, log=None, fail_uids=(), fail_flag=None, needs_video=True,
-                 infra_after=None):
+                 infra_after=None, reply=None):
         self.name, self.delay, self.log, self.fail_uids = name, delay, log, set(fail_uids)
         self.fail_flag = fail_flag  # if set, fail_uids fail only while this file exists
         self.needs_video = needs_video
         self.infra_after = infra_after  # an InfrastructureError after this many items, while fail_flag exists
-        self.seen = 0
+        self.seen, self.reply = 0, reply   # reply: a fixed text for every item instead of the echo
 
     def identity(self):             # what it is: the same answers whatever its delay, log or failure switches
-        return {"echo": "sum of the uid's characters"}
+        return {"echo": "sum of the uid's characters", "reply": self.reply}
 
     def predict(self, samples):
         for s in samples:
@@ -103,6 +103,9 @@ class SlowEcho:
                 raise InfrastructureError(f"the shared store went away at {s.uid} (deliberate)")
             if s.uid in self.fail_uids and switched_on:
                 raise RuntimeError(f"deliberate failure on {s.uid}")
+            if self.reply is not None:
+                yield Prediction(uid=s.uid, system=self.name, text=self.reply)
+                continue
             h = sum(map(ord, s.uid))
             if s.task == MCQA:
                 yield Prediction(uid=s.uid, system=self.name, text=f"The answer is {'ABCDE'[h % 5]}.")

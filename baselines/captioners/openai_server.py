@@ -7,8 +7,9 @@ request, for models that take a single image, e.g. BLIP-2). Requests run concurr
 with a timeout and `retries` bounded retries (server errors, timeouts, lost connections; a 4xx other than 408/429 is
 not retried). If a request still fails, `LLMError` names the endpoint and the reason, raised once every other
 request has finished; an endpoint that refuses connections after the retries stops the run (`BackendUnavailable`).
-A bearer key is sent only when `api_key_env` names its variable, and never over plain http to another host. The endpoint `url` is not part of `describe()` (the cache key): the same model behind
-another address gives the same captions.
+A bearer key is sent only when `api_key_env` names its variable, and never over plain http to another host. The
+cache key (`identity()`) is the settings and what the server reports for `model`, not the `url`: the same model
+behind another address gives the same captions.
 """
 from __future__ import annotations
 

@@ -42,6 +42,10 @@ class _Dense(Benchmark):
     """Shared by the two loaders: items -> samples, noise repaired and reported once per load."""
 
     min_clip = 1.0
+    file_order = False      # the reference paragraph keeps the file's sentence order (else start-time order)
+
+    def _in_reference_order(self, segments: list[Segment]) -> list[Segment]:
+        return segments if self.file_order else sorted(segments, key=lambda s: s.start)   # stable: ties keep order
 
     def _segments(self, vid: str, spans: list[tuple[float, float]], sentences: list[str], noise: dict
                   ) -> list[Segment]:
@@ -61,14 +65,13 @@ class _Dense(Benchmark):
                    "kept in summaries" + (f"; as captioning clips widened to {self.min_clip:g} s around the instant"
                                           if self.task == CAPTIONING else ""))
 
-    def _samples(self, vid: str, duration: float, segments: list[Segment], reference_order: list[Segment],
-                 video, meta) -> list[Sample]:
+    def _samples(self, vid: str, duration: float, segments: list[Segment], video, meta) -> list[Sample]:
         in_time = sorted(segments, key=lambda s: s.start)      # stable: ties keep the file's order
         common = dict(benchmark=self.name, video=video, video_id=vid, duration=duration, meta=meta,
                       segments=tuple(in_time))
         if self.task == SUMMARIZATION:
-            return [Sample(uid=vid, task=SUMMARIZATION, references=(join_sentences([s.sentence for s in
-                                                                                    reference_order]),), **common)]
+            paragraph = join_sentences([s.sentence for s in self._in_reference_order(segments)])
+            return [Sample(uid=vid, task=SUMMARIZATION, references=(paragraph,), **common)]
         return [Sample(uid=f"{vid}/{j}", task=CAPTIONING, clip=self._clip(s, duration),
                        references=(join_sentences([s.sentence]),), **common) for j, s in enumerate(segments)]
 
@@ -114,8 +117,7 @@ class YouCook2(_Dense):
         for vid, item, segs in self._items(self.split):
             dur = float(require(item, "duration", self.annotations, f"database[{vid!r}]", (int, float)))
             video = self.resolve(vid, subset=item["subset"], recipe_type=item.get("recipe_type", ""))
-            out += self._samples(vid, dur, segs, sorted(segs, key=lambda s: s.start), video,
-                                 {"recipe_type": item.get("recipe_type")})
+            out += self._samples(vid, dur, segs, video, {"recipe_type": item.get("recipe_type")})
             if self.limit and len(out) >= self.limit:
                 out = out[: self.limit]
                 break
@@ -126,11 +128,13 @@ class YouCook2(_Dense):
     def train_paragraphs(self) -> list[list[str]]:
         if self.split == "training":
             return []
-        return [[s.sentence for s in sorted(segs, key=lambda s: s.start)] for _, _, segs in self._items("training")]
+        return [[s.sentence for s in self._in_reference_order(segs)] for _, _, segs in self._items("training")]
 
 
 class ActivityNetCaptions(_Dense):
     """`train.json` / `val_1.json` / `val_2.json`: id -> {duration, timestamps, sentences}."""
+
+    file_order = True
 
     def __init__(self, annotations: str, video_root: str | None = None, task: str = SUMMARIZATION,
                  name: str = "activitynet", video_patterns: Sequence[str] = ANET_PATTERNS,
@@ -167,7 +171,7 @@ class ActivityNetCaptions(_Dense):
         for vid, item, segs in self._items(self.annotations):
             dur = float(require(item, "duration", self.annotations, f"[{vid!r}]", (int, float)))
             video = self.resolve(vid, youtube_id=vid.removeprefix("v_"))
-            out += self._samples(vid, dur, segs, segs, video, {})      # reference: the file's order
+            out += self._samples(vid, dur, segs, video, {})
             if self.limit and len(out) >= self.limit:
                 out = out[: self.limit]
                 break
@@ -176,4 +180,5 @@ class ActivityNetCaptions(_Dense):
     def train_paragraphs(self) -> list[list[str]]:
         if not self.train_annotations:
             return []
-        return [[s.sentence for s in segs] for _, _, segs in self._items(self.train_annotations)]
+        return [[s.sentence for s in self._in_reference_order(segs)]
+                for _, _, segs in self._items(self.train_annotations)]

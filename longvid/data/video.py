@@ -85,11 +85,22 @@ def _open(path: str):
                                f"{str(e).splitlines()[0][:200]})") from e
 
 
+_probed: dict[tuple, tuple[float, int]] = {}
+
+
 def probe(path: str) -> tuple[float, int]:
-    """(duration in seconds, number of frames) of a video file."""
+    """(duration in seconds, number of frames) of a video file; remembered per file version (path, size, mtime),
+    so the runner's video check and a system that needs the length open each file once."""
+    st = os.stat(path) if os.path.isfile(path) else None
+    key = (os.fspath(path), st.st_size, st.st_mtime_ns) if st else None
+    if key in _probed:
+        return _probed[key]
     vr = _open(path)
     fps = float(vr.get_avg_fps())
-    return len(vr) / fps, len(vr)
+    out = (len(vr) / fps, len(vr))
+    if key is not None:
+        _probed[key] = out
+    return out
 
 
 _cache: OrderedDict = OrderedDict()

@@ -109,7 +109,7 @@ def test_full_size_tables_through_the_command(tmp_path):
     seconds = time.monotonic() - t0
     md = (tmp_path / "out" / "table.md").read_text()
     assert "nextqa: 5000 scored items share 500 videos: CIs resample videos (cluster bootstrap)" in md
-    assert "egoschema: " not in md.split("- nextqa")[0] or "share" not in md.split("egoschema")[1][:40]
+    assert not any(line.startswith("- egoschema:") and "share" in line for line in md.splitlines())
     rows = {(r["system"], r["benchmark"], r["metric"]): r for r in csv.DictReader(open(tmp_path / "out" / "table.csv"))}
     nq = rows[("last_option", "nextqa", "accuracy")]
     assert float(rows[("first_option", "nextqa", "accuracy")]["value"]) == pytest.approx(
@@ -143,9 +143,12 @@ REFUSALS = {   # case -> (overrides, what the message must name)
                          "systems.mine: cannot build 'my_lab.captioners.Nope'"),
     "unknown LLM _target_": (["+system@systems.blind=blind_llm", "llm._target_=my_lab.llms.Missing"],
                              "systems.blind.llm: cannot build 'my_lab.llms.Missing'"),
-    "LLM cannot score": ([*BLIND, "+llm.capabilities=[chat]"],
-                         "cannot ['score'] (it declares capabilities ['chat']), which mcqa=likelihood needs; "
+    "LLM cannot score": ([*BLIND, "+llm.capabilities=[chat,choice]"],
+                         "cannot ['score'] (it declares capabilities ['chat', 'choice']), which mcqa=likelihood needs; "
                          "set systems.blind.mcqa=letter"),
+    "LLM can only chat": ([*BLIND, "+llm.capabilities=[chat]"],
+                          "cannot ['score'] (it declares capabilities ['chat']), which mcqa=likelihood needs; use a "
+                          "backend that declares it"),
     "corrupt cache": ([*BLIND, "llm.cache=${paths.root}/garbage.sqlite"], "garbage.sqlite: cannot open it"),
     "locked cache": ([*BLIND, "llm.cache=${paths.root}/locked.sqlite"], "locked.sqlite: cannot open it (database is locked): another process holds it locked"),
     "option index out of range": (["systems.first_option.index=5"],
@@ -162,22 +165,19 @@ REFUSALS = {   # case -> (overrides, what the message must name)
 
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
-def test_what_can_be_checked_is_checked_before_the_first_item(case, tmp_path, capsys):
+def test_what_can_be_checked_is_checked_before_the_first_item(case, tmp_path, capsys, monkeypatch):
     overrides, named = REFUSALS[case]
     (tmp_path / "garbage.sqlite").write_bytes(b"this is not a database " * 100)
     lock = _locked_cache(tmp_path / "locked.sqlite") if case == "locked cache" else None
-    if case == "locked cache":
+    if lock is not None:
         import baselines.cache as cache
 
-        cache.DiskCache.__init__.__defaults__ = (0.2,)      # wait 0.2 s for the lock instead of 30
+        monkeypatch.setattr(cache.DiskCache.__init__, "__defaults__", (0.2,))   # wait 0.2 s for the lock, not 30
     try:
         code, err = _run(_base(tmp_path, *overrides), capsys)
     finally:
         if lock is not None:
             lock.rollback()
-            import baselines.cache as cache
-
-            cache.DiskCache.__init__.__defaults__ = (30.0,)
     assert code == EXIT_REFUSED, err
     assert "refused before any item ran" in err and named in err, err
     assert not (tmp_path / "out").exists()                       # nothing recorded, not even the folder
@@ -405,3 +405,15 @@ def test_caption_metrics_without_java_are_refused_up_front(tmp_path, capsys, mon
                            "synthetic.n_val=1", "synthetic.n_test=1", "synthetic.max_duration=16"), capsys)
     assert code == EXIT_REFUSED and "benchmarks.summ: its caption metrics need Java 17" in err
     assert not (tmp_path / "out").exists()                        # a refused run leaves no folder behind
+
+
+def test_a_row_that_writes_nothing_fails_wholesale(tmp_path, capsys):
+    """An empty summary is scored as empty, and counted as a failure: a row of them is not a table of zeros."""
+    ov = ["synthetic.n_train=2", "synthetic.n_val=1", "synthetic.n_test=2", "synthetic.max_duration=16",
+          f"paths.root={tmp_path}", f"out_dir={tmp_path / 'out'}", "progress=false", "report=false",
+          "stats.resamples=20", "~benchmarks.synthetic_qa", "~systems.first_option",
+          "+systems.mute._target_=tests.helpers.SlowEcho", "+systems.mute.reply=' '", "+systems.mute.needs_video=false"]
+    code, err = _run(ov, capsys)
+    assert code == EXIT_FAILED
+    assert "mute on synthetic_summary: 2 of 2 items failed (all; e.g. " in err and "returned an empty text" in err
+    assert "| mute |" in (tmp_path / "out" / "table.md").read_text()

@@ -223,8 +223,12 @@ def test_prepare_checks_what_the_llm_can_do_for_the_task(data):
     chat_only = FakeLLM(capabilities=["chat"])
     s = LLMAggregator(chat_only, captions="oracle", mcqa="likelihood", name="row")
     s.prepare(None, summ.load())                          # summaries only need chat
-    with pytest.raises(ConfigError, match=r"cannot \['score'\].*set systems.row.mcqa=letter"):
-        s.prepare(None, qa.load())
+    with pytest.raises(ConfigError, match=r"cannot \['score'\].*needs; use a backend that declares it"):
+        s.prepare(None, qa.load())                        # and letters would not do either: no advice to switch
+    agg._SHARED.clear()
+    letters = LLMAggregator(FakeLLM(capabilities=["chat", "choice"]), captions="oracle", mcqa="likelihood", name="row")
+    with pytest.raises(ConfigError, match=r"cannot \['score'\].*set systems.row.mcqa=letter or use"):
+        letters.prepare(None, qa.load())
     with pytest.raises(ConfigError, match=r"cannot \['choice'\]"):
         LLMAggregator(chat_only, captions="oracle", mcqa="letter").prepare(None, qa.load())
     assert not s.needs_video and LLMAggregator(chat_only, FakeCaptioner()).needs_video

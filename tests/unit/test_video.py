@@ -70,3 +70,18 @@ def test_decord_clock_stamps_are_not_part_of_a_failure():
     b = VideoError("/v/x.mp4", "decoding frames failed (DECORDError: [23:59:01] /src/video_reader.cc:151: bad frame)")
     assert str(a) == str(b) == "cannot read video /v/x.mp4: decoding frames failed (DECORDError: " \
                                "/src/video_reader.cc:151: bad frame)"
+
+
+def test_probe_opens_each_file_version_once(tmp_path, monkeypatch):
+    """The runner's video check and a system that needs a video's length share one decoder open per file version."""
+    import longvid.data.video as video
+    from tests.helpers import make_video
+
+    path = make_video(tmp_path / "v.mp4", n_frames=6)
+    opened = []
+    real = video._open
+    monkeypatch.setattr(video, "_open", lambda p: opened.append(p) or real(p))
+    first = video.probe(path)
+    assert video.probe(path) == first and first[1] == 6 and len(opened) == 1
+    make_video(path, n_frames=9, seed=1)                  # rewritten: another version, opened again
+    assert video.probe(path)[1] == 9 and len(opened) == 2
