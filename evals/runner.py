@@ -422,18 +422,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main() -> None:
     import warnings
 
-    import hydra
+    from evals import hydra_main
 
-    from evals import config_dir
-
-    @hydra.main(config_path=config_dir(), config_name="compare", version_base="1.3")
     def _main(cfg) -> None:
         warnings.showwarning = _show_warning    # one line per warning (official files' noise), no source lines
         code = cli(cfg)
         if code:
             sys.exit(code)
 
-    _main()
+    hydra_main("compare", _main)
 
 
 if __name__ == "__main__":

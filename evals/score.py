@@ -48,12 +48,10 @@ def score_file(benchmark, predictions_path, caption_metrics, meteor_timeout=600.
 
 
 def main() -> None:
-    import hydra
     from hydra.utils import instantiate
 
-    from evals import config_dir
+    from evals import hydra_main
 
-    @hydra.main(config_path=config_dir(), config_name="score", version_base="1.3")
     def _main(cfg) -> None:
         res = score_file(instantiate(cfg.benchmark), cfg.predictions, list(cfg.metrics.caption),
                          float(cfg.metrics.meteor_timeout))
@@ -62,4 +60,4 @@ def main() -> None:
         if cfg.out:
             Path(cfg.out).write_text(json.dumps(res, indent=1))
 
-    _main()
+    hydra_main("score", _main)

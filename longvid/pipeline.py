@@ -29,26 +29,16 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
-REPO = Path(__file__).resolve().parents[1]
-
-
 class Step:
-    """`module` runs as `python -m module args`; `script` (a path relative to the repository, e.g. one of
-    benchmarks/*.py: needs a clone, as the Makefile installs it) as `python script args`."""
+    """One command of the pipeline: `python -m module args` (an installed module: the pipeline runs from a wheel)."""
 
     def __init__(self, name: str, module: str, args: list[str], output: str, clear: str | None = None,
-                 after: list[str] | None = None, script: bool = False):
+                 after: list[str] | None = None):
         self.name, self.module, self.args, self.output = name, module, [str(a) for a in args], output
-        self.clear, self.after, self.script = clear, list(after or []), script
+        self.clear, self.after = clear, list(after or [])
 
     def command(self) -> list[str]:
-        if not self.script:
-            return [sys.executable, "-m", self.module, *self.args]
-        path = REPO / self.module
-        if not path.is_file():
-            raise SystemExit(f"[pipeline] step {self.name!r} runs {path}, which is not there: this step needs a "
-                             f"clone of the repository (pip install -e .), or switch it off with steps.{self.name}=null")
-        return [sys.executable, str(path), *self.args]
+        return [sys.executable, "-m", self.module, *self.args]
 
     def __repr__(self) -> str:
         return f"Step({self.name!r}, {self.module} {' '.join(self.args)})"
@@ -58,21 +48,19 @@ def plan(cfg) -> list[Step]:
     from omegaconf import OmegaConf
 
     steps = []
+    plugins = [f"plugins=[{','.join(cfg.plugins)}]"] if cfg.get("plugins") else []   # the steps find them too
     for name, s in cfg.steps.items():
         if s is None:          # a step switched off by config (`steps.imagevit=null`)
             continue
         d = OmegaConf.to_container(s, resolve=True)
-        unknown = set(d) - {"module", "script", "args", "output", "clear", "after", "common"}
-        if unknown or ("module" in d) == ("script" in d) or "output" not in d:
-            raise ValueError(f"pipeline step {name!r}: needs `module` or `script`, and `output` (and optionally "
-                             f"args, clear, after, common); unknown keys {sorted(unknown)}")
-        script = "script" in d
-        common = list(cfg.common_args) if d.get("common", not script) else []   # Hydra commands share data + paths
-        target = d["script"] if script else d["module"]
-        short = Path(target).stem if script else target.rsplit(".", 1)[-1]   # longvid.train -> train
-        extra = list((cfg.get("module_args") or {}).get(short) or [])      # e.g. batch sizes per command
-        steps.append(Step(name, target, list(d.get("args") or []) + common + extra, d["output"],
-                          d.get("clear"), d.get("after"), script))
+        unknown = set(d) - {"module", "args", "output", "clear", "after", "common"}
+        if unknown or "module" not in d or "output" not in d:
+            raise ValueError(f"pipeline step {name!r}: needs `module` and `output` (and optionally args, clear, "
+                             f"after, common); unknown keys {sorted(unknown)}")
+        common = list(cfg.common_args) + plugins if d.get("common", True) else []   # Hydra commands: data + paths
+        extra = list((cfg.get("module_args") or {}).get(d["module"].rsplit(".", 1)[-1]) or [])   # longvid.train -> train
+        steps.append(Step(name, d["module"], list(d.get("args") or []) + common + extra, d["output"],
+                          d.get("clear"), d.get("after")))
     names = {s.name for s in steps}
     for s in steps:
         missing = [a for a in s.after if a not in names]
@@ -139,19 +127,16 @@ def run(cfg) -> Path:
 def main() -> None:
     import signal
 
-    import hydra
-
-    from evals import config_dir
+    from evals import hydra_main
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # so that the running step is stopped as well
 
-    @hydra.main(config_path=config_dir(), config_name="pipeline", version_base="1.3")
     def _main(cfg) -> None:
         table = run(cfg)
         if table.exists():
             print(table.read_text())
 
-    _main()
+    hydra_main("pipeline", _main)
 
 
 if __name__ == "__main__":

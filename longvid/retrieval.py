@@ -60,13 +60,11 @@ def evaluate_retrieval(model, tokenizer, samples: Sequence[Sample], num_frames: 
 
 
 def main() -> None:
-    import hydra
     from hydra.utils import instantiate
 
-    from evals import config_dir
+    from evals import hydra_main
     from longvid.model.dual import DualConfig, DualEncoder, load_tokenizer
 
-    @hydra.main(config_path=config_dir(), config_name="retrieval", version_base="1.3")
     def _main(cfg) -> None:
         if cfg.random_init:
             torch.manual_seed(cfg.seed)
@@ -82,4 +80,4 @@ def main() -> None:
             Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
             Path(cfg.out).write_text(json.dumps(res, indent=1))
 
-    _main()
+    hydra_main("retrieval", _main)

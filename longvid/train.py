@@ -87,17 +87,10 @@ def train(cfg) -> Path:
 
 
 def main() -> None:
-    import hydra
-
-    from evals import config_dir
+    from evals import hydra_main
 
     register_resolvers()
-
-    @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
-    def _main(cfg) -> None:
-        train(cfg)
-
-    _main()
+    hydra_main("train", train)
 
 
 if __name__ == "__main__":

@@ -64,18 +64,11 @@ def train(cfg) -> Path:
 
 
 def main() -> None:
-    import hydra
-
-    from evals import config_dir
+    from evals import hydra_main
     from longvid.train import register_resolvers
 
     register_resolvers()
-
-    @hydra.main(config_path=config_dir(), config_name="train_v2t", version_base="1.3")
-    def _main(cfg) -> None:
-        train(cfg)
-
-    _main()
+    hydra_main("train_v2t", train)
 
 
 if __name__ == "__main__":

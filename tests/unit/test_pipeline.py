@@ -73,15 +73,20 @@ def test_bad_step_config_names_the_step(tmp_path):
         plan(cfg)
 
 
-def test_script_steps_run_a_repository_file_and_get_no_hydra_args(tmp_path):
+def test_steps_run_installed_modules_and_forward_plugins(tmp_path):
+    """Every step is `python -m <module>` (nothing found by repository path: the pipeline runs from a wheel);
+    `common: false` steps (argparse) get no Hydra arguments; plug-ins reach every Hydra step."""
+    from evals import config_dir
+
     cfg = cfg_for(tmp_path)
-    cfg.steps.c = {"script": "benchmarks/encoder_memory.py", "args": ["--help"], "output": str(tmp_path / "o")}
-    step = {s.name: s for s in plan(cfg)}["c"]
-    assert step.command()[1].endswith("benchmarks/encoder_memory.py") and step.args == ["--help"]
-    cfg.steps.c.script = "benchmarks/nope.py"
-    with pytest.raises(SystemExit, match="nope.py, which is not there.*steps.c=null"):
-        run(cfg)
-    assert calls(tmp_path) == ["out.txt"] * 2                     # a and b ran; c stopped the run clearly
-    cfg.steps.c.module = "x"
-    with pytest.raises(ValueError, match="needs `module` or `script`"):
+    cfg.steps.c = {"module": "longvid.encoder_memory", "args": ["--help"], "output": str(tmp_path / "o"),
+                   "common": False}
+    cfg.plugins = ["my_pkg", "other"]
+    steps = {s.name: s for s in plan(cfg)}
+    assert steps["c"].command()[1:] == ["-m", "longvid.encoder_memory", "--help"]
+    assert steps["a"].args[-2:] == ["common=1", "plugins=[my_pkg,other]"]
+    cfg.steps.c = {"script": "benchmarks/encoder_memory.py", "output": "o"}
+    with pytest.raises(ValueError, match="needs `module` and `output`.*unknown keys \\['script'\\]"):
         plan(cfg)
+    real = OmegaConf.load(f"{config_dir()}/pipeline.yaml")
+    assert all("module" in s for s in real.steps.values() if s is not None)
