@@ -80,7 +80,7 @@ def kind_bars(path: Path, benchmark: str, kinds: Sequence[str], systems: Sequenc
 
 
 def encoder_memory(json_path: Path, path: Path) -> str | None:
-    """Activation peak vs frames from `benchmarks/encoder_memory.py`'s JSON (`rows`: model, attention, mask,
+    """Activation peak vs frames from `python -m longvid.encoder_memory`'s JSON (`rows`: model, attention, mask,
     tuning, frames, act_peak_MB). Draws the full-tuning curves; returns a note if nothing could be drawn."""
     rows = json.loads(Path(json_path).read_text()).get("rows", [])
     curves: dict[str, list[tuple[int, float]]] = {}

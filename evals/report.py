@@ -168,7 +168,7 @@ def _plots(tmp: Path, table, scores, cis, colors, confidence: float, opts: dict,
     if not mem:
         notes.append("no encoder memory plot: report_options.encoder_memory is not set")
     elif not Path(mem).is_file():
-        notes.append(f"no encoder memory plot: {Path(mem).name} not found (run benchmarks/encoder_memory.py, "
+        notes.append(f"no encoder memory plot: {Path(mem).name} not found (run python -m longvid.encoder_memory, "
                      "which writes outputs/benchmarks/encoder_memory.json)")
     else:
         note = plots.encoder_memory(Path(mem), tmp / "plots" / "encoder_memory.png")
