@@ -283,8 +283,7 @@ def _table_html(table) -> str:
         name = f"{r} (ref)" if r == table.reference else r
         cells = "".join(f"<td>{e(table._fmt(table.cells.get((r, c)), True))}</td>" for c in table.columns)
         rows.append(f'<tr class="sysrow" data-system="{e(r)}"><th>{e(name)}</th>{cells}</tr>')
-    notes = [f"Values x{table.scale:g}. Non-reference cells: value (delta vs {table.reference} [95% "
-             "paired-bootstrap CI], McNemar exact p for accuracy)."] + list(table.footer)
+    notes = table.notes()
     return (f'<table id="comparison"><thead><tr><th>system</th>{head}</tr></thead><tbody>{"".join(rows)}'
             f'</tbody></table><ul class="notes">{"".join(f"<li>{e(n)}</li>" for n in notes)}</ul>')
 

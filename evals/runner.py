@@ -25,6 +25,8 @@ from evals.store import (FolderLock, PredictionStore, config_identity, data_iden
 from evals.tables import build_table
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_STOPPED = 1, 2, 3
+CONFIG_FILE = "config.yaml"      # the run's resolved config, beside its table: `longvid-table` rebuilds from it
+TABLE_KEYS = ("reference", "table", "stats", "metrics", "report", "report_options", "max_failure_rate", "progress")
 
 
 def _batches(xs: Sequence, n: int):
@@ -303,6 +305,7 @@ def _run(cfg, out: Path) -> dict:
     systems: dict = {}     # built once per run (and closed at the end, also on error: launched servers stop)
     try:
         plan, broken, stores = _prepare(cfg, out, benches, samples, systems, progress)
+        _save_config(cfg, out)
         for b, s, todo, reads, ident in plan:
             if todo:
                 predict_all(systems[s], samples[b], stores[(b, s)], int(cfg.batch_size), broken[b] if reads else {},
@@ -311,18 +314,48 @@ def _run(cfg, out: Path) -> dict:
         for system in systems.values():
             if hasattr(system, "close"):
                 system.close()
-    return _tabulate(cfg, out, [(b, s) for b, s, *_ in plan], samples, stores)
+    return _tabulate(cfg, out, [(b, s) for b, s, *_ in plan], samples,
+                     {key: store.predictions for key, store in stores.items()})
 
 
-def _tabulate(cfg, out: Path, plan: list, samples: dict, stores: dict) -> dict:
-    scores, footer, failures, columns = {}, [], {}, {}
+def _save_config(cfg, out: Path) -> None:
+    from omegaconf import OmegaConf
+
+    c = OmegaConf.to_container(cfg, resolve=True)
+    c.pop("hydra", None)
+    write_if_changed(out / CONFIG_FILE, "# written by longvid-compare; `longvid-table OUT_DIR` rebuilds the table "
+                     "from it\n" + OmegaConf.to_yaml(c))
+
+
+def rebuild(cfg, out: Path) -> dict:
+    """The table, scores and report of a comparison folder from its saved predictions: no system is built (a row
+    whose checkpoint is gone still renders); the benchmarks are loaded for their references and answers. Every
+    row x benchmark the run planned (its folder exists) is shown; items it has no prediction for count as wrong."""
+    from evals.store import read_predictions
+
+    _check_names(cfg)
+    with FolderLock(out):
+        benches, samples = _load(cfg)
+        plan = [(b, s) for b in benches for s in cfg.systems if (out / b / s).is_dir()]
+        if not plan:
+            raise ConfigError(f"{out}: no predictions of systems {list(cfg.systems)} on benchmarks "
+                              f"{list(benches)}")
+        return _tabulate(cfg, out, plan, samples, {(b, s): read_predictions(out / b / s / "predictions.jsonl")
+                                                   for b, s in plan})
+
+
+def _tabulate(cfg, out: Path, plan: list, samples: dict, predictions: dict) -> dict:
+    scores, footer, failures, missing, columns = {}, [], {}, {}, {}
     for b, s in plan:
         uids = {x.uid for x in samples[b]}     # a folder may hold more (a full run, scored now with a limit)
-        preds = {u: p for u, p in stores[(b, s)].predictions.items() if u in uids}
+        preds = {u: p for u, p in predictions[(b, s)].items() if u in uids}
         result = scores.setdefault(b, {})[s] = score(samples[b], preds, list(cfg.metrics.caption),
                                                      float(cfg.metrics.meteor_timeout))
         failures[(b, s)] = [p for p in preds.values() if p.failure]
+        missing[(b, s)] = len(uids - preds.keys())
         note = f"{b} / {s}: {len(samples[b])} items, {len(failures[(b, s)])} failed"
+        if missing[(b, s)]:
+            note += f", {missing[(b, s)]} not predicted (counted as failed)"
         if "accuracy" in result:
             i = result["accuracy"].info
             note += (f", {i['n_unparseable']} unparseable ({100 * i['unparseable_rate']:.1f}%), "
@@ -338,7 +371,7 @@ def _tabulate(cfg, out: Path, plan: list, samples: dict, stores: dict) -> dict:
     _write(out, table, scores, failures)
     summary = {"table": table, "scores": scores, "failures": failures, "out": out, "samples": samples,
                "clusters": clusters,
-               "problems": _problems(samples, scores, failures, float(cfg.get("max_failure_rate", 0.5)))}
+               "problems": _problems(samples, scores, failures, missing, float(cfg.get("max_failure_rate", 0.5)))}
     if cfg.get("report", True):   # after the table files: a failing report only warns (evals.report)
         from evals.report import write_report_safely
 
@@ -346,16 +379,17 @@ def _tabulate(cfg, out: Path, plan: list, samples: dict, stores: dict) -> dict:
     return summary
 
 
-def _problems(samples: dict, scores: dict, failures: dict, max_rate: float) -> list[str]:
+def _problems(samples: dict, scores: dict, failures: dict, missing: dict, max_rate: float) -> list[str]:
     """Rows x benchmarks without a usable result: all items failed (or, for multiple choice, failed or
-    unparseable), or more than `max_rate` of them."""
+    unparseable, or, rebuilt from a folder, not predicted), or more than `max_rate` of them."""
     out = []
     for (b, s), failed in failures.items():
         acc = scores[b][s].get("accuracy")
         unparseable = acc.info["n_unparseable"] if acc is not None else 0
-        n, k = len(samples[b]), len(failed) + unparseable
+        n, k = len(samples[b]), len(failed) + unparseable + missing[(b, s)]
         if k and (k == n or k / n > max_rate):
-            what = "failed" + (f" or unparseable ({unparseable} unparseable)" if unparseable else "")
+            what = "failed" + (f" or unparseable ({unparseable} unparseable)" if unparseable else "") + \
+                (f" or not predicted ({missing[(b, s)]})" if missing[(b, s)] else "")
             e = f"; e.g. {failed[0].uid}: {failed[0].failure}" if failed else ""
             out.append(f"{s} on {b}: {k} of {n} items {what} "
                        f"({'all' if k == n else f'> max_failure_rate={max_rate:g}'}{e})")
@@ -395,21 +429,23 @@ def report(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def cli(cfg) -> int:
-    """Run the comparison for the command line: the table, or one line saying why not. Returns the exit code."""
+def cli(cfg, out_dir: str | None = None) -> int:
+    """Run the comparison for the command line — or, given `out_dir`, rebuild its table (`longvid-table`): the
+    table, or one line saying why not. Returns the exit code."""
     from evals.benchmarks.base import AnnotationError
 
+    prog = "longvid-table" if out_dir else "longvid-compare"
     try:
-        summary = run_compare(cfg)
+        summary = rebuild(cfg, Path(out_dir)) if out_dir else run_compare(cfg)
     except (ConfigError, AnnotationError) as e:
-        print(f"longvid-compare: refused before any item ran: {e}", file=sys.stderr)
+        print(f"{prog}: refused before any item ran: {e}", file=sys.stderr)
         return EXIT_REFUSED
     except InfrastructureError as e:
-        print(f"longvid-compare: stopped: {e}", file=sys.stderr)
+        print(f"{prog}: stopped: {e}", file=sys.stderr)
         return EXIT_STOPPED
     print(report(summary))
     if summary["problems"]:
-        print(f"longvid-compare: FAILED (the table is written; its failed items count as wrong): "
+        print(f"{prog}: FAILED (the table is written; its failed items count as wrong): "
               + "; ".join(summary["problems"]), file=sys.stderr)
         return EXIT_FAILED
     return 0
@@ -431,6 +467,40 @@ def main() -> None:
             sys.exit(code)
 
     hydra_main("compare", _main)
+
+
+def table_main(argv: list[str] | None = None) -> None:
+    """`longvid-table OUT_DIR [key=value ...]`: rebuild a comparison folder's table, scores and report from its
+    predictions and saved config (`OUT_DIR/config.yaml`), building no system. Overrides change how it is shown:
+    reference=, table.columns.<task>=[...], stats.resamples=, stats.confidence=, metrics.caption=[...], report=,
+    report_options.*, max_failure_rate=. Exit codes as longvid-compare's."""
+    import warnings
+
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0].startswith("-"):
+        print(table_main.__doc__.split("\n\n")[0].replace("    ", ""), file=sys.stderr)
+        sys.exit(EXIT_REFUSED)
+    out = Path(args[0])
+    try:
+        if not (out / CONFIG_FILE).is_file():
+            raise ConfigError(f"{out / CONFIG_FILE} not found: OUT_DIR is the out_dir of a longvid-compare run")
+        cfg = OmegaConf.load(out / CONFIG_FILE)
+        overrides = OmegaConf.from_dotlist(args[1:])
+        unknown = [k for k in overrides if k not in TABLE_KEYS]
+        if unknown:
+            raise ConfigError(f"cannot change {unknown} when rebuilding a table (the predictions were made with "
+                              f"them); valid: {list(TABLE_KEYS)}")
+        cfg = OmegaConf.merge(cfg, overrides)
+    except (ConfigError, OmegaConfBaseException) as e:
+        print(f"longvid-table: refused: {e}", file=sys.stderr)
+        sys.exit(EXIT_REFUSED)
+    warnings.showwarning = _show_warning
+    code = cli(cfg, out_dir=str(out))
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

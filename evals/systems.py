@@ -6,6 +6,7 @@
   in their usual order, without looking at the video.
 - `PerTask`: one table row served by a different system per task (e.g. a video-to-text model's summarizer
   and its multiple-choice head).
+- `FromPredictions`: a predictions file made elsewhere (another codebase, a published model) as a table row.
 """
 from __future__ import annotations
 
@@ -111,3 +112,64 @@ class PerTask:
         for s in self.by_task.values():
             if hasattr(s, "close"):
                 s.close()
+
+
+class FromPredictions:
+    """A predictions file made elsewhere as a table row, with the same parsing, statistics and report: jsonlines,
+    one item per line, `{"uid": ..., "text": ...}` (a summary, a caption, or a reply for the answer parser) or
+    `{"uid": ..., "choice": 2}` (a 0-based option index), or both. An item the file lacks is this row's failure; a
+    file without any item of a benchmark is refused before the run. Its identity is the file's content."""
+
+    needs_video = False
+
+    def __init__(self, path: str, name: str = "from_predictions",
+                 tasks: Sequence[str] = (SUMMARIZATION, CAPTIONING, MCQA)):
+        unknown = [t for t in tasks if t not in (SUMMARIZATION, CAPTIONING, MCQA)]
+        if unknown:
+            raise ValueError(f"systems.{name}.tasks: unknown {unknown}; valid: {[SUMMARIZATION, CAPTIONING, MCQA]}")
+        self.path, self.name, self.tasks = str(path), name, frozenset(tasks)
+        self._rows: dict[str, tuple[str | None, int | None]] | None = None
+
+    def _read(self) -> dict[str, tuple[str | None, int | None]]:
+        from evals.benchmarks.base import AnnotationError, iter_jsonl, require
+
+        if self._rows is None:
+            rows = {}
+            for n, d in iter_jsonl(self.path, "predictions file"):
+                where = f"line {n}"
+                uid = str(require(d, "uid", self.path, where, (str, int)))
+                if d.get("text") is None and d.get("choice") is None:
+                    raise AnnotationError(self.path, where, "needs a `text` or a `choice`")
+                text = require(d, "text", self.path, where, str) if d.get("text") is not None else None
+                choice = require(d, "choice", self.path, where, int) if d.get("choice") is not None else None
+                if uid in rows:
+                    raise AnnotationError(self.path, where, f"uid {uid!r} again")
+                rows[uid] = (text, choice)
+            self._rows = rows
+        return self._rows
+
+    def identity(self) -> dict:
+        import hashlib
+        import os
+
+        with open(self.path, "rb") as f:
+            return {"file": os.path.basename(self.path), "sha1": hashlib.file_digest(f, "sha1").hexdigest()}
+
+    def prepare(self, benchmark, samples: Sequence[Sample]) -> None:
+        rows = self._read()
+        if not any(s.uid in rows for s in samples):
+            raise ConfigError(f"{self.path} has no prediction for any of the {len(samples)} items of "
+                              f"{benchmark.name} (its uids look like {samples[0].uid!r})")
+
+    def predict(self, samples: Sequence[Sample]) -> Iterator[Prediction]:
+        rows = self._read()
+        for s in samples:
+            if s.uid not in rows:
+                yield Prediction(uid=s.uid, system=self.name, failure=f"no prediction in {self.path}")
+                continue
+            text, choice = rows[s.uid]
+            if choice is not None and not 0 <= choice < len(s.options):
+                yield Prediction(uid=s.uid, system=self.name, failure=f"choice {choice} is not an option index "
+                                 f"(0..{len(s.options) - 1})")
+                continue
+            yield Prediction(uid=s.uid, system=self.name, text=text, choice=choice if s.task == MCQA else None)

@@ -29,6 +29,7 @@ class Table:
     cells: dict[tuple[str, tuple[str, str]], Cell] = field(default_factory=dict)
     footer: list[str] = field(default_factory=list)
     scale: float = 100.0
+    confidence: float = 0.95
 
     def _fmt(self, cell: Cell | None, with_delta: bool) -> str:
         if cell is None:
@@ -49,9 +50,13 @@ class Table:
             name = f"{r} (ref)" if r == self.reference else r
             lines.append("| " + " | ".join([name] + [self._fmt(self.cells.get((r, c)), True)
                                                      for c in self.columns]) + " |")
-        notes = [f"Values x{self.scale:g}. Non-reference cells: value (delta vs {self.reference} "
-                 "[95% paired-bootstrap CI], McNemar p for accuracy: exact for independent items)."] + self.footer
-        return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+        return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in self.notes()) + "\n"
+
+    def notes(self) -> list[str]:
+        """How to read the cells, then the footer (items, clusters, failures)."""
+        return [f"Values x{self.scale:g}. Non-reference cells: value (delta vs {self.reference} "
+                f"[{100 * self.confidence:g}% paired-bootstrap CI], McNemar p for accuracy: exact for independent "
+                "items)."] + self.footer
 
     def csv(self) -> str:
         buf = io.StringIO()
@@ -112,7 +117,8 @@ def build_table(scores: dict[str, dict[str, dict[str, MetricResult]]], columns: 
         systems += [s for s in per_sys if s not in systems]
     if reference not in systems:
         raise ValueError(f"reference system {reference!r} not among {systems}")
-    table = Table(columns=[(b, m) for b in columns for m in columns[b]], rows=systems, reference=reference)
+    table = Table(columns=[(b, m) for b in columns for m in columns[b]], rows=systems, reference=reference,
+                  confidence=confidence)
     for b, metrics in columns.items():
         per_sys = scores.get(b, {})
         if per_sys and reference not in per_sys:  # the reference does not do this task: use the first

@@ -162,7 +162,8 @@ def _clean_env(**extra) -> dict:
 def test_wheel_outside_the_checkout_runs_the_plugin_comparison_like_the_checkout(tmp_path):
     """Build the suite's wheel and the example package's, install both into a fresh virtual environment that reuses
     this one's dependencies (a .pth, no network), then from a folder outside the checkout: every console script
-    answers, the encoder-memory step runs as a module, and the plug-in comparison prints the checkout's table."""
+    answers, the encoder-memory step runs as a module, and the plug-in comparison prints the checkout's table (and
+`longvid-table` rebuilds it)."""
     # the checkout: the plug-in found on PYTHONPATH, the suite from this environment
     here = tmp_path / "checkout_run"
     here.mkdir()
@@ -220,6 +221,9 @@ def test_wheel_outside_the_checkout_runs_the_plugin_comparison_like_the_checkout
     assert p.returncode == 0 and (away / "mem" / "encoder_memory.json").is_file(), p.stderr[-2000:]
 
     assert _compare(bin_dir / "longvid-compare", away, env, extra) == table
+    p = subprocess.run([str(bin_dir / "longvid-table"), "outputs/compare/plugin_demo", "report=false"], cwd=away,
+                       env=env, capture_output=True, text=True, timeout=300)     # rebuilt, no system built
+    assert p.returncode == 0 and p.stdout.startswith(table), p.stderr[-2000:]
     assert (away / "outputs" / "compare" / "plugin_demo" / "report" / "index.html").is_file()
 
 

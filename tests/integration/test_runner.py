@@ -136,3 +136,68 @@ def test_truncated_last_line_is_repaired(tmp_path):
     store.path.write_text('{"uid": "a"\n{"uid": "b", "system": "s"}\n')
     with pytest.raises(PredictionStoreError, match="line 1"):
         read_predictions(store.path)
+
+
+def _table(argv, capsys):
+    from evals.runner import table_main
+
+    try:
+        table_main([str(a) for a in argv])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr()
+
+
+@pytest.mark.slow
+@pytest.mark.java
+def test_longvid_table_rebuilds_from_the_folder_and_from_predictions_adds_a_row(tmp_path, capsys):
+    """A predictions file made elsewhere is a row (text parsed, choices checked, missing items failed); the
+    folder's table is rebuilt from its predictions and saved config without building any system — also after the
+    file is gone —, with another reference or statistics; a partial folder exits 1; what cannot change is refused."""
+    import shutil
+
+    from evals.synthetic import SyntheticBenchmark
+
+    ov = [f"paths.root={tmp_path}", *TINY, "progress=false", "report=false", "stats.resamples=200",
+          "metrics.caption=[ROUGE-L,CIDEr]", "table.columns.summarization=[ROUGE-L,CIDEr]"]
+    qa = SyntheticBenchmark(f"{tmp_path}/data/synthetic", "mcqa", generator=dict(
+        cfg_for(ov).synthetic)).load()
+    summ = SyntheticBenchmark(f"{tmp_path}/data/synthetic", "summarization", generator=dict(
+        cfg_for(ov).synthetic)).load()
+    lines = [{"uid": qa[0].uid, "choice": qa[0].answer}, {"uid": qa[1].uid, "text": "The answer is (B)."},
+             {"uid": qa[2].uid, "choice": 9}, *[{"uid": s.uid, "text": s.references[0]} for s in summ]]
+    ext = tmp_path / "elsewhere" / "preds.jsonl"
+    ext.parent.mkdir()
+    ext.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "out"
+    cfg = cfg_for([*ov, f"out_dir={out}", "+system@systems.theirs=from_predictions", f"systems.theirs.path={ext}"])
+    first = run_compare(cfg)
+    preds = read_predictions(out / "synthetic_qa" / "theirs" / "predictions.jsonl")
+    assert preds[qa[0].uid].choice == qa[0].answer and preds[qa[1].uid].choice == 1
+    assert "not an option index" in preds[qa[2].uid].failure and "no prediction in" in preds[qa[3].uid].failure
+    assert first["scores"]["synthetic_summary"]["theirs"]["ROUGE-L"].value > 0.9      # its own references back
+    table = (out / "table.md").read_text()
+
+    ext.unlink()                                                   # the "model" is gone: the table still renders
+    (out / "table.md").unlink()
+    code, io = _table([out], capsys)
+    assert code == 1 and (out / "table.md").read_text() == table   # the same table (theirs fails most QA items)
+    assert "longvid-table: FAILED" in io.err and "theirs on synthetic_qa" in io.err
+    code, io = _table([out, "reference=theirs", "stats.resamples=300", "stats.confidence=0.9"], capsys)
+    assert "| theirs (ref) |" in io.out and "90% paired-bootstrap CI" in io.out
+
+    part = tmp_path / "partial"                                    # a partial run: missing items are named
+    shutil.copytree(out, part)
+    f = part / "synthetic_summary" / "train_prior" / "predictions.jsonl"
+    f.write_text("".join(f.read_text().splitlines(keepends=True)[:2]))
+    code, io = _table([part], capsys)
+    assert code == 1 and "train_prior on synthetic_summary: 4 of 6 items failed or not predicted (4)" in io.err
+    assert "synthetic_summary / train_prior: 6 items, 0 failed, 4 not predicted" in io.out
+
+    code, io = _table([out, "systems.theirs.path=x"], capsys)
+    assert code == 2 and "cannot change ['systems']" in io.err
+    code, io = _table([tmp_path / "nope"], capsys)
+    assert code == 2 and "config.yaml not found" in io.err
+    code, io = _table([out, "reference=nobody"], capsys)
+    assert code == 2 and "reference='nobody' is not a system" in io.err

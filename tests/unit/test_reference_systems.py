@@ -1,8 +1,9 @@
-"""The reference systems of evals.systems: constant choice, the blind training prior, per-task composites."""
+"""The reference systems of evals.systems: constant choice, the blind training prior, per-task composites, a
+predictions file made elsewhere."""
 import pytest
 
 from evals.contracts import MCQA, SUMMARIZATION, Sample
-from evals.systems import ConstantChoice, PerTask, TrainPrior
+from evals.systems import ConstantChoice, FromPredictions, PerTask, TrainPrior
 
 
 class _Bench:
@@ -62,3 +63,38 @@ def test_constant_choice_index_is_checked_before_the_first_item():
         c.prepare(_Bench(MCQA), [qa("q1"), qa("q2")])
     ConstantChoice(index=2).prepare(_Bench(MCQA), [qa("q1")])
     assert not c.needs_video and c.identity() == {"rule": "constant choice", "index": 4}
+
+
+@pytest.mark.parametrize("lines, message", [
+    ('{"uid": "q1"}', "line 1: needs a `text` or a `choice`"),
+    ('{"uid": "q1", "choice": "B"}', "line 1: key 'choice' has type str"),
+    ('{"uid": "q1", "choice": true}', "line 1: key 'choice' has type bool"),
+    ('{"uid": "q1", "text": "A"}\n{"uid": "q1", "text": "B"}', "line 2: uid 'q1' again"),
+    ('{"text": "A"}', "line 1: missing key 'uid'"),
+])
+def test_from_predictions_refuses_a_malformed_file_naming_the_line(tmp_path, lines, message):
+    from evals.benchmarks.base import AnnotationError
+
+    f = tmp_path / "p.jsonl"
+    f.write_text(lines + "\n")
+    with pytest.raises(AnnotationError, match=message):
+        FromPredictions(str(f)).prepare(_Bench(MCQA), [qa("q1")])
+
+
+def test_from_predictions_reads_texts_and_choices_and_fails_what_it_lacks(tmp_path):
+    from evals.contracts import ConfigError
+
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"uid": "q1", "choice": 2}\n{"uid": "q2", "text": "Answer: A"}\n{"uid": "q3", "choice": 3}\n'
+                 '{"uid": 5, "text": "a summary"}\n')
+    fp = FromPredictions(str(f), name="theirs")
+    fp.prepare(_Bench(MCQA), [qa("q1"), qa("zz")])
+    got = {p.uid: p for p in fp.predict([qa("q1"), qa("q2"), qa("q3"), qa("q4"), summ("5")])}
+    assert (got["q1"].choice, got["q1"].text) == (2, None) and got["q2"].text == "Answer: A"   # parsed by the runner
+    assert "not an option index (0..2)" in got["q3"].failure and "no prediction in" in got["q4"].failure
+    assert got["5"].text == "a summary" and got["5"].choice is None
+    assert fp.identity()["file"] == "p.jsonl" and len(fp.identity()["sha1"]) == 40
+    with pytest.raises(ConfigError, match="no prediction for any of the 1 items of b"):
+        fp.prepare(_Bench(MCQA), [qa("other")])
+    with pytest.raises(ValueError, match="tasks: unknown \\['retrieval'\\]"):
+        FromPredictions(str(f), tasks=["retrieval"])
