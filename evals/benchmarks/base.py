@@ -135,23 +135,30 @@ class VideoResolver:
 
 
 class Benchmark:
-    """Base of all loaders: `load()` returns the samples of the configured split, in a stable order."""
+    """Base of all loaders. A loader implements `items()`: every sample of its configured split, in the file's
+    stable order. `load()`, what everyone calls, adds the generic rules once: uids unique across all items (a
+    duplicate is an error naming `source()`, the annotation file), then the first `limit` items."""
 
     name: str
     task: str
+    limit: int | None = None
+
+    def items(self) -> list[Sample]:
+        raise NotImplementedError
+
+    def source(self) -> str:
+        """The file that errors about items name."""
+        return str(getattr(self, "annotations", None) or self.name)
 
     def load(self) -> list[Sample]:
-        raise NotImplementedError
+        out = list(self.items())
+        seen: set[str] = set()
+        for s in out:
+            if s.uid in seen:
+                raise AnnotationError(self.source(), f"item {s.uid!r}", "duplicate uid")
+            seen.add(s.uid)
+        return out[: self.limit] if self.limit else out
 
     def train_paragraphs(self) -> list[list[str]]:
         """The sentences of each training video (reference order), for prior baselines (may be empty)."""
         return []
-
-
-def check_unique(samples: list[Sample], file) -> list[Sample]:
-    seen = set()
-    for s in samples:
-        if s.uid in seen:
-            raise AnnotationError(file, f"item {s.uid!r}", "duplicate uid")
-        seen.add(s.uid)
-    return samples

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numbers
 from typing import Sequence
 
-from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver, check_unique,
+from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver,
                                    read_json, require, warn_noise)
 from evals.contracts import CAPTIONING, SUMMARIZATION, Sample, Segment
 
@@ -112,18 +112,15 @@ class YouCook2(_Dense):
         self._report(f, noise)
         return out
 
-    def load(self) -> list[Sample]:
+    def items(self) -> list[Sample]:
         out = []
         for vid, item, segs in self._items(self.split):
             dur = float(require(item, "duration", self.annotations, f"database[{vid!r}]", (int, float)))
             video = self.resolve(vid, subset=item["subset"], recipe_type=item.get("recipe_type", ""))
             out += self._samples(vid, dur, segs, video, {"recipe_type": item.get("recipe_type")})
-            if self.limit and len(out) >= self.limit:
-                out = out[: self.limit]
-                break
         if not out:
             raise AnnotationError(self.annotations, f"split {self.split!r}", "no videos in this split")
-        return check_unique(out, self.annotations)
+        return out
 
     def train_paragraphs(self) -> list[list[str]]:
         if self.split == "training":
@@ -166,16 +163,13 @@ class ActivityNetCaptions(_Dense):
         self._report(f, noise)
         return out
 
-    def load(self) -> list[Sample]:
+    def items(self) -> list[Sample]:
         out = []
         for vid, item, segs in self._items(self.annotations):
             dur = float(require(item, "duration", self.annotations, f"[{vid!r}]", (int, float)))
             video = self.resolve(vid, youtube_id=vid.removeprefix("v_"))
             out += self._samples(vid, dur, segs, video, {})
-            if self.limit and len(out) >= self.limit:
-                out = out[: self.limit]
-                break
-        return check_unique(out, self.annotations)
+        return out
 
     def train_paragraphs(self) -> list[list[str]]:
         if not self.train_annotations:

@@ -6,7 +6,7 @@ import io
 import numbers
 from typing import Sequence
 
-from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver, check_unique,
+from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver,
                                    read_json, read_text, require, warn_noise)
 from evals.contracts import MCQA, Sample
 
@@ -46,7 +46,10 @@ class EgoSchema(Benchmark):
         self.task = MCQA
         self.resolve = VideoResolver(video_root, video_patterns)
 
-    def load(self) -> list[Sample]:
+    def source(self) -> str:
+        return str(self.questions)
+
+    def items(self) -> list[Sample]:
         f = self.questions
         qs = read_json(f)
         if not isinstance(qs, list):
@@ -73,14 +76,12 @@ class EgoSchema(Benchmark):
             out.append(Sample(uid=uid, benchmark=self.name, task=MCQA, video=self.resolve(vid),
                               video_id=vid, question=require(q, "question", f, where, str).strip(),
                               options=opts, answer=ans, category=cats.get(uid)))
-            if self.limit and len(out) >= self.limit:
-                break
         stray = set(answers) - {q.get("q_uid") for q in qs if isinstance(q, dict)}
         if stray:
             raise AnnotationError(self.answers, f"answers for {sorted(stray)[:3]}",
                                   f"{len(stray)} answers name questions not in {f}")
         _repeated_options(f, out)
-        return check_unique(out, f)
+        return out
 
 
 class NExTQA(Benchmark):
@@ -94,7 +95,10 @@ class NExTQA(Benchmark):
         self.csv_file, self.name, self.limit, self.task, self.video_map = csv_file, name, limit, MCQA, video_map
         self.resolve = VideoResolver(video_root, video_patterns)
 
-    def load(self) -> list[Sample]:
+    def source(self) -> str:
+        return str(self.csv_file)
+
+    def items(self) -> list[Sample]:
         f = self.csv_file
         where_of = read_json(self.video_map, "NExT-QA video map") if self.video_map else None
         if where_of is not None and not isinstance(where_of, dict):
@@ -122,10 +126,8 @@ class NExTQA(Benchmark):
                               question=row["question"].strip(), options=opts,
                               answer=_answer(row["answer"].strip(), 5, f, where),
                               category=row["type"].strip() or None))
-            if self.limit and len(out) >= self.limit:
-                break
         _repeated_options(f, out)
-        return check_unique(out, f)
+        return out
 
 
 class PerceptionTestMC(Benchmark):
@@ -138,7 +140,7 @@ class PerceptionTestMC(Benchmark):
         self.annotations, self.name, self.limit, self.task = annotations, name, limit, MCQA
         self.resolve = VideoResolver(video_root, video_patterns)
 
-    def load(self) -> list[Sample]:
+    def items(self) -> list[Sample]:
         f = self.annotations
         data = read_json(f)
         if not isinstance(data, dict):
@@ -156,6 +158,4 @@ class PerceptionTestMC(Benchmark):
                                   question=require(q, "question", f, where, str), options=opts,
                                   answer=None if ans is None else _answer(ans, len(opts), f, where),
                                   category=q.get("area")))
-                if self.limit and len(out) >= self.limit:
-                    return check_unique(out, f)
-        return check_unique(out, f)
+        return out

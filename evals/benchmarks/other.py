@@ -9,7 +9,7 @@ from numbers import Real
 from pathlib import Path
 from typing import Sequence
 
-from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver, check_unique,
+from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver,
                                    iter_jsonl, read_json, read_text, require)
 from evals.contracts import CAPTIONING, MCQA, RETRIEVAL, TASKS, Sample, Segment
 
@@ -29,7 +29,7 @@ class MSRVTT(Benchmark):
         self.first_caption_only, self.video_ids, self.limit = first_caption_only, video_ids, limit
         self.resolve = VideoResolver(video_root, video_patterns)
 
-    def load(self) -> list[Sample]:
+    def items(self) -> list[Sample]:
         f = self.annotations
         data = read_json(f)
         videos = require(data, "videos", f, "top level", list)
@@ -59,9 +59,7 @@ class MSRVTT(Benchmark):
             dur = float(v["end time"]) - float(v["start time"]) if "end time" in v else None
             out.append(Sample(uid=vid, benchmark=self.name, task=self.task, video=self.resolve(vid),
                               video_id=vid, duration=dur, references=tuple(refs)))
-            if self.limit and len(out) >= self.limit:
-                break
-        return check_unique(out, f)
+        return out
 
 
 class MSRVTTCsv(Benchmark):
@@ -75,7 +73,10 @@ class MSRVTTCsv(Benchmark):
         self.csv_file, self.task, self.name, self.limit = csv_file, task, name, limit
         self.resolve = VideoResolver(video_root, video_patterns)
 
-    def load(self) -> list[Sample]:
+    def source(self) -> str:
+        return str(self.csv_file)
+
+    def items(self) -> list[Sample]:
         f = self.csv_file
         reader = csv.DictReader(io.StringIO(read_text(f), newline=""))
         missing = [c for c in ("video_id", "sentence") if c not in (reader.fieldnames or [])]
@@ -86,9 +87,8 @@ class MSRVTTCsv(Benchmark):
             if row["video_id"] is None or row["sentence"] is None:
                 raise AnnotationError(f, f"line {line}", "row has fewer columns than the header")
             refs.setdefault(row["video_id"].strip(), []).append(" ".join(row["sentence"].split()))
-        out = [Sample(uid=vid, benchmark=self.name, task=self.task, video=self.resolve(vid), video_id=vid,
-                      references=tuple(r)) for vid, r in refs.items()]
-        return out[: self.limit] if self.limit else out
+        return [Sample(uid=vid, benchmark=self.name, task=self.task, video=self.resolve(vid), video_id=vid,
+                       references=tuple(r)) for vid, r in refs.items()]
 
 
 class JsonlBenchmark(Benchmark):
@@ -103,7 +103,10 @@ class JsonlBenchmark(Benchmark):
         self.file, self.task, self.name, self.limit = file, task, name, limit
         self.resolve = VideoResolver(video_root, video_patterns)
 
-    def load(self) -> list[Sample]:
+    def source(self) -> str:
+        return str(self.file)
+
+    def items(self) -> list[Sample]:
         f = Path(self.file)
         out = []
         for line_no, d in iter_jsonl(f, "annotation file"):
@@ -129,9 +132,7 @@ class JsonlBenchmark(Benchmark):
                 raise
             except ValueError as e:
                 raise AnnotationError(f, where, str(e)) from e
-            if self.limit and len(out) >= self.limit:
-                break
-        return check_unique(out, f)
+        return out
 
 
 def _strings(values: list, file, where: str, key: str) -> tuple[str, ...]:

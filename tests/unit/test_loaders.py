@@ -5,6 +5,7 @@ Bad-input files are written into pytest's tmp_path, never into tests/data.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -872,3 +873,21 @@ def test_loaders_reject_escaping_ids(tmp_path, video_id):
 
     # without a video root nothing is resolved, so nothing can escape
     assert EgoSchema(str(q)).load()[0].video is None
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+def test_limit_and_unique_uids_are_the_base_class_rules(name, monkeypatch):
+    """Every loader gets `limit` (the first items, in the file's order) and the uid check from `Benchmark.load`: a
+    uid repeated anywhere in the file — also past the limit — is an error naming the loader's annotation file."""
+    from dataclasses import replace
+
+    bench = LOADERS[name][0](None)
+    full = bench.load()
+    assert len(full) >= 2 and len({s.uid for s in full}) == len(full)
+    bench.limit = 1
+    assert bench.load() == full[:1]
+    items = type(bench).items
+    monkeypatch.setattr(type(bench), "items", lambda self: items(self) + [replace(full[0])])
+    with pytest.raises(AnnotationError, match=f"{Path(bench.source()).name}: item {re.escape(repr(full[0].uid))}: "
+                                              "duplicate uid"):
+        bench.load()

@@ -1,6 +1,8 @@
-"""A benchmark: a class with `name`, `task` and `load() -> list[Sample]` (a stable order; uids unique and stable
-across runs: prediction files are keyed by them). Read files with the suite's helpers so that errors name the
-file and the row, and report a file's known noise with `warn_noise` instead of rejecting or silently fixing it.
+"""A benchmark: subclass `evals.benchmarks.base.Benchmark`, set `name` and `task` and implement `items()`, every
+sample of the file in its stable order with uids that stay the same across runs (prediction files are keyed by
+them); the base class's `load()` checks the uids are unique and applies `limit`. Read files with the suite's
+helpers so that errors name the file and the row, and report a file's known noise with `warn_noise` instead of
+rejecting it or silently fixing it.
 
 This one reads multiple-choice questions from a CSV: `uid,video,question,option_0,...,option_K,answer` (answer: the
 0-based index of the right option; empty where the answers are hidden; trailing empty options are dropped)."""
@@ -9,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 
-from evals.benchmarks.base import AnnotationError, Benchmark, VideoResolver, check_unique, read_text, warn_noise
+from evals.benchmarks.base import AnnotationError, Benchmark, VideoResolver, read_text, warn_noise
 from evals.contracts import MCQA, Sample
 
 
@@ -20,7 +22,10 @@ class CsvQA(Benchmark):
         self.file, self.name, self.limit = file, name, limit
         self.resolve = VideoResolver(video_root)
 
-    def load(self) -> list[Sample]:
+    def source(self) -> str:                  # the file errors name
+        return self.file
+
+    def items(self) -> list[Sample]:
         rows = list(csv.DictReader(io.StringIO(read_text(self.file))))
         out, unanswered = [], []
         for n, row in enumerate(rows, start=2):               # line 1 is the header
@@ -41,4 +46,4 @@ class CsvQA(Benchmark):
                               video_id=row["video"], question=row["question"], options=tuple(options),
                               answer=int(answer) if answer else None))
         warn_noise(self.file, "questions without an answer", unanswered, "kept (predicted, not scored)")
-        return check_unique(out, self.file)[: self.limit]
+        return out
