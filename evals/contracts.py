@@ -53,6 +53,8 @@ class Sample:
     options: tuple[str, ...] = ()
     answer: int | None = None          # None where the benchmark hides the answer
     category: str | None = None        # question type / kind (e.g. "local", "long-range")
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)   # more groupings for per-group accuracy:
+                                       # dimension -> labels (several where an item has several, e.g. LVBench's types)
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):

@@ -27,8 +27,8 @@ import numpy as np
 
 from evals.contracts import MCQA, MetricResult, Prediction, Sample
 from evals.scoring import with_choice
+from evals.metrics import metric
 from evals.stats import bootstrap_distribution
-from evals.store import read_predictions
 
 DEFAULTS = dict(thumbnails=4, thumbnail_size=96, max_thumbnail_videos=500, max_text_chars=4000,
                 frame_reader=None, encoder_memory=None)
@@ -84,7 +84,7 @@ def write_report(cfg, summary: Mapping) -> Path:
     colors = {s: f"C{i % 10}" for i, s in enumerate(systems)}
     stats = (int(cfg.stats.resamples), int(cfg.stats.seed), float(cfg.stats.confidence))
 
-    samples = summary.get("samples") or {b: instantiate(cfg.benchmarks[b]).load() for b in scores}
+    samples, predictions = summary["samples"], summary["predictions"]   # what the run holds: nothing read again
     clusters = summary.get("clusters") or {}
     cis = {b: {s: {m: estimate(r, *stats, clusters=clusters.get(b)) for m, r in res.items()} for s, res in per.items()}
            for b, per in scores.items()}
@@ -104,8 +104,8 @@ def write_report(cfg, summary: Mapping) -> Path:
     for b, per in scores.items():
         task = samples[b][0].task if samples[b] else None
         cols = [m for bb, m in table.columns if bb == b]
-        shown = ["accuracy"] if task == MCQA else [m for m in cols if "/" not in m]
-        preds = {s: read_predictions(out / b / s / "predictions.jsonl") for s in per}
+        shown = [m for m in cols if "/" not in m and metric(m).aggregate != "macro"]   # per-item scores exist
+        preds = {s: predictions[(b, s)] for s in per}
         benches.append({"name": b, "task": task, "systems": list(per), "metrics": shown,
                         "kinds": sorted({s.category for s in samples[b] if s.category is not None})})
         for sample in samples[b]:
@@ -148,17 +148,17 @@ def _plots(tmp: Path, table, scores, cis, colors, confidence: float, opts: dict,
     made = []
     for b, per in scores.items():
         cols = [m for bb, m in table.columns if bb == b]
-        metrics = [m for m in cols if "/" not in m]
+        metrics = [m for m in cols if "/" not in m]                # the groups get their own plot
         systems = list(per)
         if metrics:
             name = f"plots/{_slug(b)}_metrics.png"
             plots.metric_bars(tmp / name, b, metrics, systems, cis[b], colors, confidence, table.scale)
             made.append({"src": name, "caption": f"{b}: {', '.join(metrics)} per system, whiskers = "
                                                  f"{100 * confidence:g}% bootstrap CI"})
-        kinds = sorted({m.split("/", 1)[1] for res in per.values() for m in res if m.startswith("accuracy/")})
+        kinds = [m.split("/", 1)[1] for m in cols if "/" in m and metric(m).paired_test == "mcnemar"]
         if kinds:
             vals = {s: {("all" if m == "accuracy" else m.split("/", 1)[1]): e for m, e in cis[b][s].items()
-                        if m == "accuracy" or m.startswith("accuracy/")} for s in systems}
+                        if m == "accuracy" or m.split("/", 1)[-1] in kinds} for s in systems}
             chance = next((r["accuracy"].info.get("chance") for r in per.values() if "accuracy" in r), None)
             name = f"plots/{_slug(b)}_kinds.png"
             plots.kind_bars(tmp / name, b, ["all"] + kinds, systems, vals, colors, confidence, chance)

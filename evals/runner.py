@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from evals.contracts import CAPTIONING, MCQA, SUMMARIZATION, ConfigError, InfrastructureError, Prediction, Sample
+from evals.metrics import metric
 from evals.scoring import score, with_choice
 from evals.store import (FolderLock, PredictionStore, config_identity, data_identity, digest, local_files, plain,
                           weights_identity, without_run_keys, write_if_changed)
@@ -314,7 +315,7 @@ def _run(cfg, out: Path) -> dict:
         for system in systems.values():
             if hasattr(system, "close"):
                 system.close()
-    return _tabulate(cfg, out, [(b, s) for b, s, *_ in plan], samples,
+    return _tabulate(cfg, out, [(b, s) for b, s, *_ in plan], benches, samples,
                      {key: store.predictions for key, store in stores.items()})
 
 
@@ -340,19 +341,22 @@ def rebuild(cfg, out: Path) -> dict:
         if not plan:
             raise ConfigError(f"{out}: no predictions of systems {list(cfg.systems)} on benchmarks "
                               f"{list(benches)}")
-        return _tabulate(cfg, out, plan, samples, {(b, s): read_predictions(out / b / s / "predictions.jsonl")
-                                                   for b, s in plan})
+        return _tabulate(cfg, out, plan, benches, samples,
+                         {(b, s): read_predictions(out / b / s / "predictions.jsonl") for b, s in plan})
 
 
-def _tabulate(cfg, out: Path, plan: list, samples: dict, predictions: dict) -> dict:
+def _tabulate(cfg, out: Path, plan: list, benches: dict, samples: dict, predictions: dict) -> dict:
     scores, footer, failures, missing, columns = {}, [], {}, {}, {}
+    # a folder may hold more items than are scored now (a full run, scored again with a limit)
+    uids = {b: {x.uid for x in items} for b, items in samples.items()}
+    predictions = {(b, s): {u: p for u, p in predictions[(b, s)].items() if u in uids[b]} for b, s in plan}
     for b, s in plan:
-        uids = {x.uid for x in samples[b]}     # a folder may hold more (a full run, scored now with a limit)
-        preds = {u: p for u, p in predictions[(b, s)].items() if u in uids}
+        preds = predictions[(b, s)]
         result = scores.setdefault(b, {})[s] = score(samples[b], preds, list(cfg.metrics.caption),
-                                                     float(cfg.metrics.meteor_timeout))
+                                                     float(cfg.metrics.meteor_timeout),
+                                                     getattr(benches[b], "aggregates", None))
         failures[(b, s)] = [p for p in preds.values() if p.failure]
-        missing[(b, s)] = len(uids - preds.keys())
+        missing[(b, s)] = len(samples[b]) - len(preds)
         note = f"{b} / {s}: {len(samples[b])} items, {len(failures[(b, s)])} failed"
         if missing[(b, s)]:
             note += f", {missing[(b, s)]} not predicted (counted as failed)"
@@ -362,7 +366,7 @@ def _tabulate(cfg, out: Path, plan: list, samples: dict, predictions: dict) -> d
                      f"{i['n_hidden']} without public answer (not scored); chance {100 * i['chance']:.1f}")
         footer.append(note)
     for b in scores:
-        columns[b] = _columns(cfg, samples[b][0].task, scores[b])
+        columns[b] = _columns(cfg, benches[b], samples[b][0].task, scores[b])
     reference = cfg.reference or next(iter(cfg.systems))
     clusters = {b: {x.uid: x.video_id or x.uid for x in items} for b, items in samples.items()}
     table = build_table(scores, columns, reference, int(cfg.stats.resamples), int(cfg.stats.seed),
@@ -370,7 +374,7 @@ def _tabulate(cfg, out: Path, plan: list, samples: dict, predictions: dict) -> d
     table.footer += footer
     _write(out, table, scores, failures)
     summary = {"table": table, "scores": scores, "failures": failures, "out": out, "samples": samples,
-               "clusters": clusters,
+               "predictions": predictions, "clusters": clusters,
                "problems": _problems(samples, scores, failures, missing, float(cfg.get("max_failure_rate", 0.5)))}
     if cfg.get("report", True):   # after the table files: a failing report only warns (evals.report)
         from evals.report import write_report_safely
@@ -396,12 +400,15 @@ def _problems(samples: dict, scores: dict, failures: dict, missing: dict, max_ra
     return out
 
 
-def _columns(cfg, task: str, per_sys: dict) -> list[str]:
-    wanted = list(cfg.table.columns.get(task, []))
-    if task == MCQA:
-        cats = sorted({m for res in per_sys.values() for m in res if m.startswith("accuracy/")})
-        wanted = ["accuracy"] + cats
-    return wanted
+def _columns(cfg, bench, task: str, per_sys: dict) -> list[str]:
+    """Caption tasks: `table.columns.<task>`. Multiple choice: the benchmark's official macro averages, accuracy,
+    accuracy per question category and per label of the groupings the benchmark shows (all are in scores.json)."""
+    if task != MCQA:
+        return list(cfg.table.columns.get(task, []))
+    shown = tuple(getattr(bench, "table_groups", ()))
+    groups = sorted({m for res in per_sys.values() for m in res if metric(m).aggregate == "mean" and "/" in m
+                     and ("=" not in m or m.split("/", 1)[1].split("=", 1)[0] in shown)})
+    return [*(getattr(bench, "aggregates", None) or {}), "accuracy", *groups]
 
 
 def _write(out: Path, table, scores, failures) -> None:

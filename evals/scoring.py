@@ -20,9 +20,10 @@ def with_choice(pred: Prediction, sample: Sample) -> Prediction:
 
 
 def score(samples: Sequence[Sample], predictions: Mapping[str, Prediction],
-          caption_metrics: Sequence[str] = CAPTION_DEFAULT, meteor_timeout: float = 600.0
-          ) -> dict[str, MetricResult]:
-    """Metrics of one system. Failed or missing items count: empty text for captions, wrong for QA."""
+          caption_metrics: Sequence[str] = CAPTION_DEFAULT, meteor_timeout: float = 600.0,
+          aggregates: Mapping[str, str] | None = None) -> dict[str, MetricResult]:
+    """Metrics of one system. Failed or missing items count: empty text for captions, wrong for QA. `aggregates`:
+    the benchmark's official macro averages (name -> grouping dimension), multiple choice only."""
     tasks = {s.task for s in samples}
     if len(tasks) != 1:
         raise ValueError(f"samples of one task expected, got {sorted(tasks)}")
@@ -34,6 +35,6 @@ def score(samples: Sequence[Sample], predictions: Mapping[str, Prediction],
     if task == MCQA:
         by_uid = {s.uid: s for s in samples}
         preds = {u: with_choice(p, by_uid[u]) for u, p in predictions.items() if u in by_uid}
-        return qa_scores(samples, preds)
+        return qa_scores(samples, preds, aggregates)
     raise ValueError(f"task {task!r} is scored from similarity matrices (evals.metrics.retrieval), "
                      "not from per-item predictions")

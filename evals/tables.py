@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from evals.contracts import MetricResult
+from evals.metrics import metric
 from evals.stats import Draws, PairedDelta, paired_delta, paired_p
 
 
@@ -129,7 +130,8 @@ def build_table(scores: dict[str, dict[str, dict[str, MetricResult]]], columns: 
         if first is not None and len(videos := {of.get(k, k) for k in first.per_item}) < len(first.per_item):
             table.footer.append(f"{b}: {len(first.per_item)} scored items share {len(videos)} videos: CIs resample "
                                 "videos (cluster bootstrap)" + ("; accuracy p = exact sign-flip test over videos "
-                                "(McNemar at the video level)" if metrics[0].startswith("accuracy") else ""))
+                                "(McNemar at the video level)" if any(metric(m).paired_test == "mcnemar"
+                                                                       for m in metrics) else ""))
         for m in metrics:
             ref = per_sys.get(ref_name, {}).get(m)
             draws: dict[tuple, tuple[Draws, tuple]] = {}   # shared items -> (draws, reference distribution)
@@ -154,7 +156,7 @@ def build_table(scores: dict[str, dict[str, dict[str, MetricResult]]], columns: 
                 full_s, boot_s = _boot(r, keys, dr)
                 cell.delta = paired_delta(full_r, full_s, br, boot_s, len(keys), confidence,
                                           dr.n_clusters if dr.clustered else None)
-                if m.startswith("accuracy"):
+                if metric(m).paired_test == "mcnemar":
                     cell.p = paired_p([ref.per_item[k] > 0.5 for k in keys], [r.per_item[k] > 0.5 for k in keys],
                                       labels)
     return table

@@ -7,7 +7,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from evals.contracts import Sample
 
@@ -142,6 +142,8 @@ class Benchmark:
     name: str
     task: str
     limit: int | None = None
+    aggregates: Mapping[str, str] = {}    # official macro averages: name -> grouping ("category" or a Sample.groups key)
+    table_groups: tuple[str, ...] = ()    # Sample.groups dimensions whose per-label accuracies the table shows
 
     def items(self) -> list[Sample]:
         raise NotImplementedError

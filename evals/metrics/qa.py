@@ -7,8 +7,12 @@ from typing import Mapping, Sequence
 from evals.contracts import MetricResult, Prediction, Sample
 
 
-def qa_scores(samples: Sequence[Sample], predictions: Mapping[str, Prediction]) -> dict[str, MetricResult]:
-    """`accuracy` (per-item 1/0) and `accuracy/<category>` for each question category.
+def qa_scores(samples: Sequence[Sample], predictions: Mapping[str, Prediction],
+              aggregates: Mapping[str, str] | None = None) -> dict[str, MetricResult]:
+    """`accuracy` (per-item 1/0), `accuracy/<category>` for each question category, `accuracy/<dim>=<label>` for
+    each label of each grouping dimension (`Sample.groups`; an item with several labels counts in each), and the
+    benchmark's official macro averages: `aggregates` name -> dimension ("category" or a `groups` key), the
+    unweighted mean of that dimension's group accuracies (MLVU's M-Avg), recomputed on each bootstrap resample.
 
     info: n_scored, n_hidden (answer not public: predicted, not scored), n_missing (no prediction),
     n_failed, n_unparseable, unparseable_rate, chance (mean 1/#options)."""
@@ -33,11 +37,40 @@ def qa_scores(samples: Sequence[Sample], predictions: Mapping[str, Prediction]) 
     for s in scored:
         if s.category is not None:
             by_cat[s.category][s.uid] = per[s.uid]
+        for dim, labels in s.groups.items():
+            for label in labels:
+                by_cat[f"{dim}={label}"][s.uid] = per[s.uid]
     for cat in sorted(by_cat):
         items = by_cat[cat]
         out[f"accuracy/{cat}"] = MetricResult(f"accuracy/{cat}", sum(items.values()) / len(items), items,
                                               {"n_scored": len(items)})
+    for name, dim in (aggregates or {}).items():
+        out[name] = macro_accuracy(name, scored, per, dim)
     return out
+
+
+def macro_accuracy(name: str, scored: Sequence[Sample], per: Mapping[str, float], dim: str) -> MetricResult:
+    """The unweighted mean over the labels of `dim` of their accuracies; `resample(indices)` recomputes it on a
+    bootstrap draw of items (indices into `per`'s order; a label absent from the draw is left out)."""
+    import numpy as np
+
+    labels = {s.uid: ((s.category,) if dim == "category" else tuple(s.groups.get(dim, ()))) for s in scored}
+    unlabelled = [u for u, ls in labels.items() if not ls or None in ls]
+    if unlabelled:
+        raise ValueError(f"{name}: {len(unlabelled)} scored items have no {dim!r} label (e.g. {unlabelled[0]!r})")
+    uids = list(per)
+    names = sorted({l for ls in labels.values() for l in ls})
+    member = np.array([[l in labels[u] for l in names] for u in uids], bool)   # (items, labels)
+    right = np.array([per[u] for u in uids], float)
+
+    def resample(idx) -> float:
+        m, r = member[idx], right[idx]
+        n = m.sum(0)
+        return float(((r @ m)[n > 0] / n[n > 0]).mean())
+
+    value = resample(np.arange(len(uids))) if uids else float("nan")
+    return MetricResult(name, value, dict(per), {"resample": resample, "over": dim, "groups": len(names),
+                                                 "n_scored": len(uids)})
 
 
 def accuracy(answers: Mapping[str, int], predictions: Mapping[str, int | str | None],

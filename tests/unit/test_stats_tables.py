@@ -194,3 +194,59 @@ def test_shared_text_positives():
     from evals.metrics.retrieval import shared_text_positives
 
     assert shared_text_positives(["a", "b", "a"]) == [[0, 2], [1], [0, 2]]
+
+
+def _q(uid, answer, category=None, **groups):
+    from evals.contracts import MCQA, Sample
+
+    return Sample(uid=uid, benchmark="b", task=MCQA, video=None, question="?", options=("a", "b", "c", "d"),
+                  answer=answer, category=category, groups={k: tuple(v) for k, v in groups.items()})
+
+
+def test_group_accuracies_multi_label_and_the_macro_average():
+    """`accuracy/<dim>=<label>` per label (a multi-label item counts in each); a macro average is the unweighted mean
+    of group accuracies (MLVU's M-Avg: not the micro average), recomputed exactly on bootstrap draws."""
+    from evals.contracts import Prediction
+    from evals.metrics.qa import qa_scores
+
+    samples = [_q("a1", 0, task=["A"]), _q("a2", 0, task=["A"]), _q("a3", 0, task=["A"]), _q("b1", 1, task=["B"]),
+               _q("m1", 2, task=["A", "B"])]
+    preds = {s.uid: Prediction(uid=s.uid, system="x", choice=c) for s, c in zip(samples, [0, 0, 0, 0, 2])}
+    res = qa_scores(samples, preds, {"M-Avg": "task"})
+    assert res["accuracy"].value == pytest.approx(4 / 5)
+    assert res["accuracy/task=A"].value == 1.0 and res["accuracy/task=B"].value == 0.5      # m1 counts in both
+    assert res["M-Avg"].value == pytest.approx((1.0 + 0.5) / 2)                             # micro would be 0.8
+    resample = res["M-Avg"].info["resample"]
+    assert resample(np.array([0, 3, 3])) == pytest.approx((1.0 + 0.0) / 2)                 # a1; b1 twice
+    assert resample(np.array([1, 2])) == 1.0                                                # only A drawn
+    with pytest.raises(ValueError, match="M-Avg: 1 scored items have no 'task' label \\(e.g. 'z'\\)"):
+        qa_scores(samples + [_q("z", 0)], preds, {"M-Avg": "task"})
+
+
+def test_every_metric_the_suite_computes_is_in_the_table():
+    """Columns are recognised through `evals.metrics.metric`, never by their names: every caption metric, accuracy
+    and its groups, the official macro averages; the paired test is McNemar's for accuracy only."""
+    from evals.metrics import METRICS, metric
+    from evals.metrics.caption import ALL
+
+    assert all(metric(m).task == "caption" and metric(m).paired_test is None for m in ALL)
+    assert metric("accuracy/duration=long").paired_test == "mcnemar" and metric("accuracy").aggregate == "mean"
+    assert metric("M-Avg").aggregate == "macro" and metric("M-Avg").paired_test is None
+    assert {m.task for m in METRICS.values()} == {"caption", "mcqa"}
+    with pytest.raises(KeyError, match="unknown metric 'WER'"):
+        metric("WER")
+
+
+def test_a_macro_average_in_the_table_gets_a_bootstrap_ci_and_no_mcnemar_p():
+    from evals.contracts import Prediction
+    from evals.metrics.qa import qa_scores
+
+    samples = [_q(f"{t}{i}", 0, task=[t]) for t in "AB" for i in range(20)]
+    right = {s.uid: Prediction(uid=s.uid, system="x", choice=0) for s in samples}
+    half = {s.uid: Prediction(uid=s.uid, system="x", choice=0 if s.uid.startswith("A") else 1) for s in samples}
+    scores = {"b": {"ref": qa_scores(samples, half, {"M-Avg": "task"}),
+                    "new": qa_scores(samples, right, {"M-Avg": "task"})}}
+    t = build_table(scores, {"b": ["M-Avg", "accuracy"]}, "ref", resamples=200)
+    m_avg, acc = t.cells[("new", ("b", "M-Avg"))], t.cells[("new", ("b", "accuracy"))]
+    assert m_avg.delta.delta == pytest.approx(0.5) and m_avg.delta.low > 0 and m_avg.p is None
+    assert acc.p is not None and acc.p < 0.001
