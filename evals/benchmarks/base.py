@@ -31,6 +31,14 @@ def warn_noise(file, what: str, ids: Sequence[str], action: str) -> None:
         warnings.warn(f"{file}: {len(ids)} {what} ({shown}): {action}", AnnotationWarning, stacklevel=3)
 
 
+def warn_repeated_options(file, samples: Sequence[Sample]) -> None:
+    """Official files have a few questions that list one option's text twice (NExT-QA val: 3, Video-MME: 10): kept
+    as they are (scored by index; a reply naming that text is ambiguous, and so is a tie of likelihoods)."""
+    warn_noise(file, "questions list the same option text twice", [s.uid for s in samples
+                                                                      if len(set(s.options)) < len(s.options)],
+               "kept; a reply or likelihood that cannot tell the copies apart is unparseable")
+
+
 def read_text(path: str | os.PathLike, what: str = "annotation file") -> str:
     """A text file's content, UTF-8 (a leading byte-order mark is dropped); a byte that is not UTF-8 is an
     error naming the file, the line and the byte offset."""

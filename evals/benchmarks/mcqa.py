@@ -7,7 +7,8 @@ import numbers
 from typing import Sequence
 
 from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver,
-                                   read_json, read_text, require, warn_noise)
+                                   read_json, read_text, require, warn_noise,
+                                   warn_repeated_options)
 from evals.contracts import MCQA, Sample
 
 
@@ -21,14 +22,6 @@ def _answer(value, n_options: int, file, where) -> int:
     if not 0 <= idx < n_options:
         raise AnnotationError(file, where, f"answer index {idx} out of range for {n_options} options")
     return idx
-
-
-def _repeated_options(file, samples: list[Sample]) -> None:
-    """The official files have a few questions that list one option's text twice (NExT-QA val: 3): kept as
-    they are (scored by index; a reply naming that text is ambiguous, and so is a tie of likelihoods)."""
-    warn_noise(file, "questions list the same option text twice", [s.uid for s in samples
-                                                                      if len(set(s.options)) < len(s.options)],
-               "kept; a reply or likelihood that cannot tell the copies apart is unparseable")
 
 
 class EgoSchema(Benchmark):
@@ -80,14 +73,17 @@ class EgoSchema(Benchmark):
         if stray:
             raise AnnotationError(self.answers, f"answers for {sorted(stray)[:3]}",
                                   f"{len(stray)} answers name questions not in {f}")
-        _repeated_options(f, out)
+        warn_repeated_options(f, out)
         return out
 
 
 class NExTQA(Benchmark):
     """CSV with columns video,frame_count,width,height,question,answer,qid,type,a0..a4.
-    `category` = the question type (CW, CH, TN, TC, TP, DL, DC, DO). Videos: `<video_root>/<video>.mp4`, or with
-    the official `map_vid_vidorID.json` (`video_map`: video -> "0101/2909445186") in its sub-folders."""
+    `category` = the question's group as papers report it: causal (CW, CH), temporal (TN, TC, TP), descriptive
+    (DL, DC, DO); groups: type (the eight, in scores.json). Videos: `<video_root>/<video>.mp4`, or with the official
+    `map_vid_vidorID.json` (`video_map`: video -> "0101/2909445186") in its sub-folders."""
+
+    GROUPS = {"C": "causal", "T": "temporal", "D": "descriptive"}
 
     def __init__(self, csv_file: str, video_root: str | None = None, name: str = "nextqa",
                  video_patterns: Sequence[str] = DEFAULT_PATTERNS, limit: int | None = None,
@@ -125,8 +121,9 @@ class NExTQA(Benchmark):
                               video=self.resolve(path), video_id=vid,
                               question=row["question"].strip(), options=opts,
                               answer=_answer(row["answer"].strip(), 5, f, where),
-                              category=row["type"].strip() or None))
-        _repeated_options(f, out)
+                              category=self.GROUPS.get(row["type"].strip()[:1]),
+                              groups={"type": (row["type"].strip(),)} if row["type"].strip() else {}))
+        warn_repeated_options(f, out)
         return out
 
 

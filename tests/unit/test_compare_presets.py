@@ -227,3 +227,43 @@ def test_a_wrong_path_names_the_file(name, key, world, tmp_path):
     with pytest.raises((FileNotFoundError, ConfigError), match=re.escape(str(bad))):   # before any item
         run(name, world, tmp_path, f"{key}={bad}")
     assert not list(tmp_path.rglob("predictions.jsonl"))
+
+
+LONG = {"mlvu": ANN / "mlvu" / "json", "videomme": ANN / "videomme" / "test.json",
+        "longvideobench": ANN / "longvideobench" / "lvb_val.json", "lvbench": ANN / "lvbench" / "video_info.meta.jsonl"}
+OFFICIAL_COLUMNS = {
+    "mlvu": ["M-Avg", "accuracy", "accuracy/findNeedle", "accuracy/plotQA", "accuracy/topic_reasoning"],
+    "videomme": ["accuracy", "accuracy/long", "accuracy/medium", "accuracy/short"],
+    "longvideobench": ["accuracy", "accuracy/3600", "accuracy/600"],
+    "lvbench": ["accuracy", "accuracy/question_type=event understanding",
+                "accuracy/question_type=key information retrieval", "accuracy/question_type=reasoning",
+                "accuracy/question_type=temporal grounding"]}
+
+
+@pytest.mark.parametrize("name", sorted(LONG))
+def test_long_video_presets_refuse_missing_paths_and_table_the_official_aggregate(name, tmp_path):
+    """Each long-video preset names its missing paths; on its fixture, with a predictions file as a row (no video
+    is read), the table shows the official aggregate and breakdown, paired against a constant choice."""
+    from evals.benchmarks.base import AnnotationWarning
+
+    cfg = preset(name, [f"paths.root={tmp_path}"])
+    assert all(OmegaConf.is_missing(cfg, k) for k in ("annotations", "videos", "checkpoint"))
+    with pytest.warns(AnnotationWarning) if name in ("mlvu", "videomme") else _nothing():
+        samples = instantiate(preset(name, [f"annotations={LONG[name]}", "videos=/nowhere"]).benchmarks[name]).load()
+    preds = tmp_path / "theirs.jsonl"
+    preds.write_text("".join(json.dumps({"uid": s.uid, "choice": s.answer or 0}) + "\n" for s in samples))
+    cfg = preset(name, [f"paths.root={tmp_path}", f"annotations={LONG[name]}", f"videos={tmp_path}", "checkpoint=x",
+                        "~systems.video_first", "~systems.captions_llm", "~systems.blind_llm", *FAST,
+                        "+system@systems.first=constant_choice", "+system@systems.theirs=from_predictions",
+                        f"systems.theirs.path={preds}", "systems.theirs.tasks=[mcqa]"])
+    with pytest.warns(AnnotationWarning) if name in ("mlvu", "videomme") else _nothing():
+        out = run_compare(cfg)
+    table = out["table"]
+    assert table.columns == [(name, c) for c in OFFICIAL_COLUMNS[name]] and table.rows == ["first", "theirs"]
+    assert table.cells[("theirs", (name, "accuracy"))].value == 1.0 and not out["problems"]
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()

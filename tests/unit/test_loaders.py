@@ -343,7 +343,9 @@ def test_nextqa():
     assert _uids(samples) == ["4010069381_6", "4010069381_9", "5333075105_2", "5333075105_4", "7771650716_0",
                               "4263096481_6", "5256928210_7", "4010069381_11"]     # one video's rows apart
     assert [s.answer for s in samples] == [1, 3, 0, 4, 2, 1, 1, 2]
-    assert [s.category for s in samples] == ["CH", "CW", "TN", "TP", "DL", "TC", "TC", "TN"]
+    assert [s.groups["type"] for s in samples] == [(t,) for t in ["CH", "CW", "TN", "TP", "DL", "TC", "TC", "TN"]]
+    assert [s.category for s in samples] == ["causal", "causal", "temporal", "temporal", "descriptive", "temporal",
+                                             "temporal", "temporal"]        # the groups papers report
     assert samples[5].options[0] == "oven"                     # " oven" in the file
     assert samples[6].question == "what does the man wear on his head"      # trailing space in the file
     assert samples[6].options == ("scarf", "cap", "turban", "spectacles", "scarf")   # kept as they are
@@ -875,13 +877,20 @@ def test_loaders_reject_escaping_ids(tmp_path, video_id):
     assert EgoSchema(str(q)).load()[0].video is None
 
 
-@pytest.mark.parametrize("name", sorted(LOADERS))
+def _long_loaders():
+    from evals.benchmarks.longvideo import MLVU, LongVideoBench, LVBench, VideoMME
+
+    return {"mlvu": lambda r: MLVU(str(MLVU_DIR), video_root=r), "videomme": lambda r: VideoMME(str(VMME), r),
+            "longvideobench": lambda r: LongVideoBench(str(LVB_VAL), r), "lvbench": lambda r: LVBench(str(LVBENCH), r)}
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS) + ["mlvu", "videomme", "longvideobench", "lvbench"])
 def test_limit_and_unique_uids_are_the_base_class_rules(name, monkeypatch):
     """Every loader gets `limit` (the first items, in the file's order) and the uid check from `Benchmark.load`: a
     uid repeated anywhere in the file — also past the limit — is an error naming the loader's annotation file."""
     from dataclasses import replace
 
-    bench = LOADERS[name][0](None)
+    bench = LOADERS[name][0](None) if name in LOADERS else _long_loaders()[name](None)
     full = bench.load()
     assert len(full) >= 2 and len({s.uid for s in full}) == len(full)
     bench.limit = 1
@@ -891,3 +900,123 @@ def test_limit_and_unique_uids_are_the_base_class_rules(name, monkeypatch):
     with pytest.raises(AnnotationError, match=f"{Path(bench.source()).name}: item {re.escape(repr(full[0].uid))}: "
                                               "duplicate uid"):
         bench.load()
+
+
+# --- the long-video benchmarks (fixtures carry the quirks found in the authors' files) ------------------------------
+MLVU_DIR = DATA / "mlvu" / "json"
+VMME = DATA / "videomme" / "test.json"
+LVB_VAL, LVB_TEST = DATA / "longvideobench" / "lvb_val.json", DATA / "longvideobench" / "lvb_test_wo_gt.json"
+LVBENCH = DATA / "lvbench" / "video_info.meta.jsonl"
+
+
+def test_mlvu_answer_by_text_never_mapped_when_absent_or_twice(tmp_path):
+    from evals.benchmarks.longvideo import MLVU
+
+    with pytest.warns(AnnotationWarning) as w:
+        qs = MLVU(str(MLVU_DIR), video_root=str(tmp_path)).load()
+    by = {s.uid: s for s in qs}
+    assert list(by) == ["plotQA/0", "plotQA/1", "plotQA/2", "findNeedle/0", "findNeedle/1", "topic_reasoning/0",
+                        "topic_reasoning/1"]                                  # files in name order, then file order
+    assert by["plotQA/0"].answer == 0 and by["plotQA/1"].answer == 3 and by["topic_reasoning/1"].answer == 1
+    assert by["findNeedle/0"].answer is None          # "Catching a flying drone quadcopter" is no candidate
+    assert by["plotQA/2"].answer is None              # "Excited" is candidates 0 and 2: not guessed
+    assert by["topic_reasoning/0"].answer is None     # the empty record
+    assert by["findNeedle/1"].answer == 1 and by["findNeedle/1"].options[1] == "near the window "   # text kept
+    assert by["plotQA/0"].video == str(tmp_path / "1_plotQA" / "movie101_66.mp4")   # the download's layout
+    (tmp_path / "movie101_66.mp4").touch()                                              # or a flat folder
+    assert MLVU(str(MLVU_DIR), video_root=str(tmp_path)).load()[0].video == str(tmp_path / "movie101_66.mp4")
+    text = "\n".join(str(x.message) for x in w)
+    assert "1 answers match no candidate (findNeedle/0)" in text
+    assert "2 answers match two or more candidates (plotQA/2, topic_reasoning/0)" in text
+    assert "3 questions repeat a candidate's text (plotQA/1, plotQA/2, topic_reasoning/0)" in text
+    assert "1 answers equal their candidate only up to spaces (findNeedle/1)" in text
+    assert {s.category for s in qs} == {"plotQA", "findNeedle", "topic_reasoning"}
+
+
+def test_mlvu_generation_tasks_and_the_m_avg():
+    from evals.benchmarks.longvideo import MLVU
+    from evals.contracts import Prediction
+    from evals.metrics.qa import qa_scores
+
+    summ = MLVU(str(MLVU_DIR), task=SUMMARIZATION).load()
+    assert [(s.uid, s.video_id) for s in summ] == [("summary/0", "217.mp4"), ("summary/1", "AWA-4.mp4"),
+                                                  ("summary/2", "AWA-4.mp4")]
+    assert summ[0].references[0].startswith("Waves hit") and summ[1].duration == 206.0
+    (cap,) = MLVU(str(MLVU_DIR), task=CAPTIONING).load()
+    assert cap.question.startswith("Please describe the scene") and cap.clip is None and cap.references
+    with pytest.warns(AnnotationWarning):
+        qs = MLVU(str(MLVU_DIR)).load()
+    right = {s.uid: Prediction(uid=s.uid, system="x", choice=s.answer) for s in qs}
+    right["plotQA/1"] = Prediction(uid="plotQA/1", system="x", choice=0)          # plotQA: 1 of 2 scored right
+    res = qa_scores(qs, right, MLVU.aggregates)
+    assert res["accuracy/plotQA"].value == 0.5 and res["accuracy/findNeedle"].value == 1.0
+    assert res["M-Avg"].value == pytest.approx((0.5 + 1.0 + 1.0) / 3)       # not the micro 3/4
+    assert res["accuracy"].value == pytest.approx(3 / 4) and res["accuracy"].info["n_hidden"] == 3
+
+
+def test_videomme_scores_by_letter_and_groups_by_duration(tmp_path):
+    from evals.benchmarks.longvideo import VideoMME
+
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "fFjv93ACGo8.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nhello\n")
+    with pytest.warns(AnnotationWarning, match="1 questions list the same option text twice \\(450-1\\)"):
+        qs = VideoMME(str(VMME), subtitle_root=str(tmp_path / "subs")).load()
+    by = {s.uid: s for s in qs}
+    assert by["001-1"].options == ("Apples.", "Candles.", "Berries.", "The three kinds are of the same number.")
+    assert by["001-1"].answer == 2 and by["001-2"].options == ("A.", "F.", "B.", "K.") and by["001-2"].answer == 1
+    assert by["450-1"].answer == 2 and by["450-1"].options[0] == by["450-1"].options[2]     # by letter, not text
+    assert "do the  players" in by["450-1"].question                                        # text as written
+    assert [s.category for s in qs] == ["short", "short", "medium", "long"]
+    assert by["900-3"].groups == {"domain": ("Multilingual",), "task_type": ("Information Synopsis",),
+                                  "sub_category": ("Multilingual",)}
+    assert by["001-1"].meta["subtitles"].endswith("fFjv93ACGo8.srt") and by["900-3"].meta["subtitles"] is None
+    assert by["001-1"].video_id == "fFjv93ACGo8"
+
+
+def test_videomme_parquet_is_read_like_its_json(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from evals.benchmarks.longvideo import VideoMME
+
+    rows = json.loads(VMME.read_text())
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "test-00000-of-00001.parquet")
+    with pytest.warns(AnnotationWarning):
+        a = VideoMME(str(VMME)).load()
+    with pytest.warns(AnnotationWarning):
+        b = VideoMME(str(tmp_path / "test-00000-of-00001.parquet")).load()
+    assert a == b
+    rows[1]["options"][1] = "C. F."
+    (tmp_path / "bad.json").write_text(json.dumps(rows))
+    with pytest.raises(AnnotationError, match="question '001-2': option 1 is 'C. F.': expected it to start with 'B. '"):
+        VideoMME(str(tmp_path / "bad.json")).load()
+
+
+def test_longvideobench_val_and_hidden_test():
+    from evals.benchmarks.longvideo import LongVideoBench
+
+    with pytest.warns(AnnotationWarning, match="1 option lists padded with \"N/A\" \\(QJ6sjg7SXOQ_1\\)"):
+        qs = LongVideoBench(str(LVB_VAL)).load()
+    assert [len(s.options) for s in qs] == [4, 5, 4] and [s.answer for s in qs] == [1, 4, 0]
+    assert [s.category for s in qs] == ["600", "3600", "3600"]
+    assert qs[0].groups == {"question_category": ("TOS",), "level": ("L2-Relation",)}
+    assert qs[1].meta["subtitle_offset"] == 12.5 and qs[1].duration == 2468.48
+    (hidden,) = LongVideoBench(str(LVB_TEST)).load()
+    assert hidden.answer is None and hidden.category == "60"
+
+
+def test_lvbench_inline_options_and_multi_label_types(tmp_path):
+    from evals.benchmarks.longvideo import LVBench
+
+    qs = LVBench(str(LVBENCH)).load()
+    assert [s.uid for s in qs] == ["55", "56", "901"]
+    assert qs[0].question == "What year appears in the opening caption of the video?"
+    assert qs[0].options == ("1636", "1366", "1363", "1633") and qs[0].answer == 3
+    assert qs[1].groups["question_type"] == ("reasoning", "event understanding") and qs[1].answer == 1
+    assert qs[2].video_id == "a9-Fq2lTqXw" and qs[2].groups["video_type"] == ("documentary",)
+    assert LVBench.table_groups == ("question_type",)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"key": "k", "qa": [{"uid": 1, "question": "Q?\n(A) x\n(B) y", "answer": "C",
+                                                  "question_type": ["reasoning"]}]}) + "\n")
+    with pytest.raises(AnnotationError, match="line 1 \\(k\\) qa\\[0\\]: answer 'C' is not one of the letters"):
+        LVBench(str(bad)).load()
