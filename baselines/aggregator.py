@@ -41,6 +41,9 @@ PROMPTS = {  # (task, mode, mcqa) -> prompt id
     "summary_letter": "mcqa_from_summary_letter.v1", "summary_likelihood": "mcqa_from_summary_text.v1",
     "blind_letter": "mcqa_blind_letter.v1", "blind_likelihood": "mcqa_blind_text.v1",
 }
+SUBTITLE_PROMPTS = {  # with subtitles: each caption line also carries what is said during its segment
+    "summary": "summarize_subtitles.v1", "letter": "mcqa_letter_subtitles.v1", "likelihood": "mcqa_text_subtitles.v1",
+}
 _SHARED: dict[str, Any] = {}   # config digest -> built captioner / LLM backend, shared within the process
 
 
@@ -90,7 +93,8 @@ class LLMAggregator:
                  segments: str = "uniform", window: float = 16.0, captions: str = "captioner",
                  oracle_source=None, mcqa: str = "likelihood", reduction: str = "mean",
                  mode: str = "standard", prompts: Mapping[str, str] | None = None,
-                 sampling: Mapping[str, Any] | None = None, caption_cache: str | None = None):
+                 sampling: Mapping[str, Any] | None = None, caption_cache: str | None = None,
+                 subtitles: bool = False):
         if captions not in ("captioner", "oracle", "none"):
             raise ValueError(f"captions must be 'captioner', 'oracle' or 'none', got {captions!r}")
         if mcqa not in NEEDS:
@@ -108,7 +112,11 @@ class LLMAggregator:
         self._captioner_id = None
         self._oracle_cfg, self._oracle = plain(oracle_source), None
         self._cuts: dict[str, dict] = {}            # uid -> how its segments were cut to the file's length
-        self.prompts = {**PROMPTS, **dict(prompts or {})}
+        self.subtitles = bool(subtitles)
+        if self.subtitles and captions == "none":
+            raise ValueError(f"system {name!r}: subtitles go beside segment captions; this row has none")
+        self.prompts = {**PROMPTS, **(SUBTITLE_PROMPTS if self.subtitles else {}), **dict(prompts or {})}
+        self._subs: dict[str, list] = {}            # subtitle file -> its lines
         self.gen = {"max_tokens": 160, **dict(sampling or {})}
         self._caption_cache_path = caption_cache if captions == "captioner" else None
         self.caption_cache = None
@@ -160,6 +168,9 @@ class LLMAggregator:
                 self.caption_cache.check()
         if self._oracle_cfg is not None and (self.captions == "oracle" or self.segments == "oracle"):
             self._oracle_index()
+        if self.subtitles and samples and not any(s.meta.get("subtitles") for s in samples):
+            raise ConfigError(f"systems.{self.name}.subtitles=true but no item of {getattr(benchmark, 'name', '?')} "
+                              "has a subtitle file: set the benchmark's subtitle_root (or subtitles=false)")
 
     def identity(self) -> dict:
         """What this row is: the LLM's and captioner's identities, prompts, sampling, segmenting, multiple-choice
@@ -173,6 +184,8 @@ class LLMAggregator:
                          segments=self.segments, window=self.window, video=self.sampling.__dict__)
         if self._oracle_cfg is not None:
             ident["oracle_source"] = config_identity(self._oracle_cfg)
+        if self.subtitles:
+            ident["subtitles"] = True
         return ident
 
     def _oracle_index(self) -> dict:
@@ -230,7 +243,25 @@ class LLMAggregator:
                 out[s.uid] = e
         if todo:
             self._caption(todo, out)
+        if self.subtitles:
+            for s in samples:
+                if not isinstance(out[s.uid], Exception):
+                    out[s.uid] = self._with_subtitles(s, out[s.uid])
         return out
+
+    def _with_subtitles(self, s: Sample, caps: list) -> list | Exception:
+        """Each (start, end, caption) with the subtitle lines shown during its segment: (start, end, caption, said)."""
+        from evals.subtitles import as_text, overlapping, read_subtitles
+
+        path = s.meta.get("subtitles")
+        if not path:
+            return [(a, b, t, "") for a, b, t in caps]
+        try:
+            if path not in self._subs:
+                self._subs[path] = read_subtitles(path, float(s.meta.get("subtitle_offset") or 0.0))
+        except (OSError, ValueError) as e:
+            return e
+        return [(a, b, t, as_text(overlapping(self._subs[path], a, b))) for a, b, t in caps]
 
     def _within_file(self, s: Sample, segs: list[Segment]) -> list[Segment]:
         """The segments cut to the video file's real length when it is shorter than annotated (the video-first
@@ -271,7 +302,8 @@ class LLMAggregator:
 
     # --- prediction -------------------------------------------------------------------------------------------
     def provenance(self, *prompt_keys: str) -> dict:
-        prov = {"llm": self.llm.describe(), "captions": self.captions, "mcqa": self.mcqa, "mode": self.mode}
+        prov = {"llm": self.llm.describe(), "captions": self.captions, "mcqa": self.mcqa, "mode": self.mode,
+                **({"subtitles": True} if self.subtitles else {})}
         if self.captions == "captioner":
             cap = self._captioner_cfg
             prov.update(captioner=cap.get("_target_") if isinstance(cap, Mapping) else type(cap).__qualname__,

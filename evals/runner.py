@@ -367,6 +367,11 @@ def _tabulate(cfg, out: Path, plan: list, benches: dict, samples: dict, predicti
         footer.append(note)
     for b in scores:
         columns[b] = _columns(cfg, benches[b], samples[b][0].task, scores[b])
+        if any("subtitles" in x.meta for x in samples[b]):      # a benchmark with subtitles: say who read them
+            rows = [s for bb, s in plan if bb == b and any(p.provenance.get("subtitles")
+                                                             for p in predictions[(b, s)].values())]
+            footer.append(f"{b}: subtitles read by {', '.join(rows)}" if rows else
+                          f"{b}: without subtitles (no row reads them)")
     reference = cfg.reference or next(iter(cfg.systems))
     clusters = {b: {x.uid: x.video_id or x.uid for x in items} for b, items in samples.items()}
     table = build_table(scores, columns, reference, int(cfg.stats.resamples), int(cfg.stats.seed),

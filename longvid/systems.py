@@ -65,8 +65,10 @@ class _V2TSystem:
     def __init__(self, checkpoint: str, name: str = "v2t", video: dict | None = None, batch_size: int = 4,
                  max_new_tokens: int = 128, num_beams: int = 1, mask_ratio: float | None = None, seed: int = 0,
                  device: str = "cpu", lm_path: str | None = None, encoder_path: str | None = None,
-                 prompts: dict | None = None, generate_kwargs: dict | None = None):
+                 prompts: dict | None = None, generate_kwargs: dict | None = None, subtitles: bool = False):
         self.name, self.checkpoint = name, str(checkpoint)
+        self.subtitles = bool(subtitles)     # the subtitle lines shown at the frames it reads, before the task text
+        self._said: dict[str, str] = {}      # uid -> those lines
         self.sampling = VideoSampling(**dict(video or {}))
         self.batch_size, self.max_new_tokens, self.num_beams = int(batch_size), int(max_new_tokens), int(num_beams)
         self.mask_ratio, self.seed, self.device = mask_ratio, int(seed), device
@@ -78,6 +80,11 @@ class _V2TSystem:
     # --- loading -----------------------------------------------------------------------------------------
     def prepare(self, benchmark=None, samples=()) -> None:
         self.load()
+        if self.subtitles and samples and not any(s.meta.get("subtitles") for s in samples):
+            from evals.contracts import ConfigError
+
+            raise ConfigError(f"systems.{self.name}.subtitles=true but no item of {getattr(benchmark, 'name', '?')} "
+                              "has a subtitle file: set the benchmark's subtitle_root (or subtitles=false)")
 
     def identity(self) -> dict:
         """What this system is: the checkpoint's files (and replaced LM / encoder folders), the prompts, the
@@ -102,7 +109,7 @@ class _V2TSystem:
         return {"checkpoint": str(Path(self.checkpoint).absolute()), "lm": self.model.cfg.lm_path,
                 "prompt_version": self.prompts.version(), "method": self.method,
                 "mask_ratio": self.model.cfg.mask_ratio if self.mask_ratio is None else self.mask_ratio,
-                "seed": self.seed}
+                "seed": self.seed, **({"subtitles": True} if self.subtitles else {})}
 
     def _generator(self, uids: Sequence[str]) -> torch.Generator:
         h = zlib.crc32("\n".join(uids).encode())
@@ -120,10 +127,25 @@ class _V2TSystem:
                 continue
             start, end = sample_span(s)
             try:
-                ok.append((s, self._tensor(read_frames(s.video, self.sampling, start, end).array)))
-            except VideoError as e:
-                failed.append(Prediction(uid=s.uid, system=self.name, failure=str(e)))
+                frames = read_frames(s.video, self.sampling, start, end)
+                if self.subtitles:
+                    self._said[s.uid] = self._subtitles_at(s, frames.timestamps)
+                ok.append((s, self._tensor(frames.array)))
+            except (VideoError, OSError, ValueError) as e:
+                failed.append(Prediction(uid=s.uid, system=self.name, failure=f"{type(e).__name__}: {e}"))
         return ok, failed
+
+    @staticmethod
+    def _subtitles_at(s: Sample, times) -> str:
+        from evals.subtitles import as_text, at_times, read_subtitles
+
+        path = s.meta.get("subtitles")
+        return as_text(at_times(read_subtitles(path, float(s.meta.get("subtitle_offset") or 0.0)), list(times))
+                       ) if path else ""
+
+    def _prompt(self, s: Sample) -> str:
+        said = self._said.get(s.uid, "") if self.subtitles else ""
+        return self.prompts.render(self.tokenizer, s, prefix=f"Subtitles: {said}\n" if said else "")
 
     # --- prediction --------------------------------------------------------------------------------------
     def predict(self, samples: Sequence[Sample]) -> Iterator[Prediction]:
@@ -151,7 +173,7 @@ class _V2TSystem:
     def generate_texts(self, samples: Sequence[Sample], video: torch.Tensor,
                        max_new_tokens: int | None = None) -> tuple[list[str], list[str]]:
         """(generated texts, prompts) for a batch of samples and their video tensor (B, C, T, H, W)."""
-        prompts = [self.prompts.render(self.tokenizer, s) for s in samples]
+        prompts = [self._prompt(s) for s in samples]
         ids, am = left_pad(self.tokenizer, prompts)
         dev = self.model.lm.device
         out = self.model.generate(video, ids.to(dev), am.to(dev), max_new_tokens=max_new_tokens or self.max_new_tokens,
@@ -232,7 +254,7 @@ class V2TQA(_V2TSystem):
     @torch.no_grad()
     def _likelihood(self, samples: list[Sample], video: torch.Tensor) -> list[Prediction]:
         tok = self.tokenizer
-        prompts = [self.prompts.render(tok, s) for s in samples]
+        prompts = [self._prompt(s) for s in samples]
         options = [[Prompts.continuation(p, o) for o in s.options] for p, s in zip(prompts, samples)]
         scores = self.model.score_options(video, prompts, options, tok, reduction="sum", mask_ratio=self.mask_ratio,
                                           generator=self._generator([s.uid for s in samples])).cpu()

@@ -56,5 +56,7 @@ def load_prompt(name: str) -> Prompt:
 
 
 def format_captions(captions) -> str:
-    """captions: [(start_s, end_s, text)] in time order -> one line per segment."""
-    return "\n".join(f"[{a:.0f}s-{b:.0f}s] {t}" for a, b, t in captions)
+    """captions: [(start_s, end_s, text)] in time order -> one line per segment; with a fourth element, the
+    subtitles of the segment (what is said during it) follow the caption: `[0s-16s] a man talks | said: "..."`."""
+    return "\n".join(f"[{c[0]:.0f}s-{c[1]:.0f}s] {c[2]}" + (f' | said: "{c[3]}"' if len(c) > 3 and c[3] else "")
+                     for c in captions)

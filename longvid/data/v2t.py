@@ -70,9 +70,9 @@ class Prompts:
         raise ValueError(f"sample {sample.uid!r}: the video-to-text model has no task {sample.task!r}; "
                          f"valid: {V2T_TASKS}")
 
-    def render(self, tokenizer, sample: Sample) -> str:
-        """The full prompt text fed to the LM for `sample`."""
-        user = self.user(sample)
+    def render(self, tokenizer, sample: Sample, prefix: str = "") -> str:
+        """The full prompt text fed to the LM for `sample` (`prefix`: text before the task, e.g. its subtitles)."""
+        user = prefix + self.user(sample)
         if self.chat and getattr(tokenizer, "chat_template", None):
             msgs = ([{"role": "system", "content": self.system}] if self.system else []) + \
                    [{"role": "user", "content": user}]

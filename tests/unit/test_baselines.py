@@ -1,5 +1,6 @@
 """The modular baseline with test doubles (FakeCaptioner, FakeLLM): segmenting, prompts, caption cache,
 oracle captions, both multiple-choice modes, summarize-then-answer, blind LLM, per-item failures."""
+import json
 import shutil
 
 import pytest
@@ -20,6 +21,8 @@ PROMPT_DIGESTS = {
     "mcqa_blind_letter.v1": "221021aee509", "mcqa_blind_text.v1": "d3eaf2a01259",
     "mcqa_from_summary_letter.v1": "8702a4a7409e", "mcqa_from_summary_text.v1": "faabb355a7de",
     "mcqa_letter.v1": "39a477d1ad32", "mcqa_text.v1": "392ba0fa5ddb", "summarize.v1": "e2004a19a50c",
+    "mcqa_letter_subtitles.v1": "ed4ae4d1fee1", "mcqa_text_subtitles.v1": "d5c7d591304e",
+    "summarize_subtitles.v1": "0f14f8b26c1e",
 }
 
 
@@ -260,3 +263,55 @@ def test_a_cache_that_breaks_mid_run_stops_it_naming_the_file(tmp_path):
     (tmp_path / "bad.sqlite").write_bytes(b"\x00garbage" * 64)
     with pytest.raises(CacheError, match="bad.sqlite: cannot open it .*not an SQLite cache"):
         DiskCache(tmp_path / "bad.sqlite")
+
+
+def test_segment_captions_carry_the_subtitles_said_during_them(data, tmp_path):
+    """subtitles=true: each caption line gets the subtitle lines overlapping its segment (a new prompt version);
+    items without a subtitle file get none; the row's identity says so; a benchmark without any file is refused."""
+    from dataclasses import replace
+
+    from evals.contracts import ConfigError
+
+    summ, _ = data
+    samples = summ.load()[:2]
+    srt = tmp_path / "a.srt"
+    srt.write_text("1\n00:00:02,000 --> 00:00:05,500\nHello there.\n\n2\n00:00:15,000 --> 00:00:18,000\n"
+                   "<i>Look</i> at the\nsquare!\n\n3\n00:00:40,000 --> 00:00:41,000\nlate line\n")
+    items = [replace(samples[0], meta={"subtitles": str(srt)}), replace(samples[1], meta={"subtitles": None})]
+    llm = FakeLLM()
+    s = LLMAggregator(llm, FakeCaptioner(), window=16.0, subtitles=True)
+    s.prepare(summ, items)
+    with_subs, without = list(s.predict(items))
+    caps = with_subs.extra["captions"]
+    assert caps[0][3] == "Hello there. <i>Look</i> at the square!"     # 0-16 s: both lines touch it
+    assert caps[1][3] == "<i>Look</i> at the square!"                 # 16-32 s: the line that spans 15-18 s
+    assert all(c[3] == "" for c in without.extra["captions"])
+    prompt = llm.requests[0][1]
+    assert '[0s-16s] ' in prompt and '| said: "Hello there. <i>Look</i> at the square!"' in prompt
+    assert with_subs.provenance["prompts"]["summary"]["prompt"] == "summarize_subtitles.v1"
+    assert s.identity()["subtitles"] is True and "subtitles" not in system(FakeLLM(), FakeCaptioner()).identity()
+    with pytest.raises(ConfigError, match="no item of .* has a subtitle file: set the benchmark's subtitle_root"):
+        LLMAggregator(FakeLLM(), FakeCaptioner(), subtitles=True).prepare(summ, samples)
+    with pytest.raises(ValueError, match="subtitles go beside segment captions"):
+        LLMAggregator(FakeLLM(), captions="none", subtitles=True)
+
+
+def test_subtitle_files_srt_and_longvideobench_json(tmp_path):
+    from evals.benchmarks.base import AnnotationError
+    from evals.subtitles import Line, as_text, at_times, overlapping, read_subtitles
+
+    srt = tmp_path / "v.srt"
+    srt.write_bytes("\ufeff1\r\n00:00:01,500 --> 00:00:03,000\r\nfirst\r\n\r\n2\r\n00:01:00.250 --> 00:01:02,000\r\n"
+                    "second\r\nline\r\n".encode())
+    assert read_subtitles(srt) == [Line(1.5, 3.0, "first"), Line(60.25, 62.0, "second line")]
+    js = tmp_path / "v_en.json"
+    js.write_text(json.dumps([{"timestamp": [10.0, 12.5], "text": "a  b"}, {"timestamp": [20.0, None], "text": "c"},
+                              {"start": "00:00:30.50", "end": "00:00:31.00", "line": "d"}]))
+    lines = read_subtitles(js, offset=10.0)                          # the subtitle clock starts 10 s in
+    assert lines == [Line(0.0, 2.5, "a b"), Line(10.0, float("inf"), "c"), Line(20.5, 21.0, "d")]
+    assert at_times(lines, [1.0, 5.0]) == [lines[0]] and at_times(lines, [20.7]) == lines[1:]
+    assert overlapping(lines, 3.0, 9.0) == [] and overlapping(lines, 2.0, 10.0) == lines[:2]
+    assert as_text([Line(0, 1, "x"), Line(1, 2, "x"), Line(2, 3, "y")]) == "x y"
+    srt.write_text("1\n00:00:01 --> later\nx\n")
+    with pytest.raises(AnnotationError, match="v.srt: line 2: time 'later' is not HH:MM:SS"):
+        read_subtitles(srt)

@@ -261,6 +261,12 @@ def test_long_video_presets_refuse_missing_paths_and_table_the_official_aggregat
     table = out["table"]
     assert table.columns == [(name, c) for c in OFFICIAL_COLUMNS[name]] and table.rows == ["first", "theirs"]
     assert table.cells[("theirs", (name, "accuracy"))].value == 1.0 and not out["problems"]
+    if name in ("videomme", "longvideobench"):        # the switch, and the table says which
+        assert f"{name}: without subtitles (no row reads them)" in table.markdown()
+        assert cfg.out_dir.endswith(f"/compare/{name}/subtitles_False") and cfg.subtitles is False
+        on = preset(name, ["subtitles=true", "subtitle_dir=/subs"])
+        assert on.systems.video_first.subtitles is True and on.systems.captions_llm.subtitles is True
+        assert on.benchmarks[name].subtitle_root == "/subs" and on.out_dir.endswith("subtitles_True")
 
 
 def _nothing():

@@ -174,3 +174,33 @@ def test_left_pad_and_geometry(ckpt, lm_dir):
     out, _ = ckpt
     cfg = json.loads((out / "v2t_config.json").read_text())
     assert encoder_geometry(cfg["encoder_path"]) == {"num_frames": 8, "image_size": 32}
+
+
+def test_subtitles_shown_at_the_frames_read_go_before_the_question(ckpt, tmp_path):
+    """subtitles=true: the lines on screen at the timestamps of the frames the model reads precede the task text
+    (a line between two sampled frames is not seen); the identity says so; no subtitle file anywhere is refused."""
+    from dataclasses import replace
+
+    from evals.contracts import ConfigError
+    from longvid.data.video import read_frames
+    from longvid.systems import V2TQA
+
+    out, videos = ckpt
+    s = qa_sample(videos, 0)
+    qa = V2TQA(str(out), name="qa", mask_ratio=0.0, subtitles=True, video={"fps": 0.5, "max_frames": 256})
+    times = read_frames(s.video, qa.sampling).timestamps
+    assert len(times) >= 2 and times[1] - times[0] > 1.2
+    srt = tmp_path / "s.srt"
+    t0, t1 = float(times[0]), float(times[1])
+    srt.write_text(f"1\n00:00:0{int(t0)},000 --> 00:00:0{int(t0)},900\nseen first\n\n"
+                   f"2\n00:00:0{int(t0)},950 --> 00:00:0{int(t1) - 1},999\nbetween frames\n\n"
+                   f"3\n00:00:0{int(t1)},000 --> 00:00:0{int(t1)},500\nseen second\n")
+    with_subs = replace(s, meta={"subtitles": str(srt)})
+    (p,) = list(qa.predict([with_subs]))
+    assert "Subtitles: seen first seen second\n" in p.extra["prompt"] and "between frames" not in p.extra["prompt"]
+    assert p.extra["prompt"].index("Subtitles:") < p.extra["prompt"].index(s.question)
+    assert qa.identity()["subtitles"] is True and p.provenance["subtitles"] is True
+    plain = V2TQA(str(out), name="qa", mask_ratio=0.0)
+    assert "subtitles" not in plain.identity() and "Subtitles:" not in next(iter(plain.predict([s]))).extra["prompt"]
+    with pytest.raises(ConfigError, match="no item of .* has a subtitle file"):
+        qa.prepare(None, [s])
