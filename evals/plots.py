@@ -3,7 +3,6 @@ by question kind, and the encoder memory-vs-frames curve. matplotlib's object AP
 (no pyplot: no global state, no display needed); matplotlib is imported when a plot is drawn."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -77,36 +76,3 @@ def kind_bars(path: Path, benchmark: str, kinds: Sequence[str], systems: Sequenc
     ax.legend(fontsize=8)
     ax.set_title(f"{benchmark}: accuracy by question kind, {100 * confidence:g}% bootstrap CI", fontsize=11)
     fig.savefig(path)
-
-
-def encoder_memory(json_path: Path, path: Path) -> str | None:
-    """Activation peak vs frames from `python -m longvid.encoder_memory`'s JSON (`rows`: model, attention, mask,
-    tuning, frames, act_peak_MB). Draws the full-tuning curves; returns a note if nothing could be drawn."""
-    rows = json.loads(Path(json_path).read_text()).get("rows", [])
-    curves: dict[str, list[tuple[int, float]]] = {}
-    for r in rows:
-        if r.get("error") or not isinstance(r.get("act_peak_MB"), (int, float)) or "frames" not in r:
-            continue
-        if r.get("tuning", "full") != "full":
-            continue
-        model = r.get("model", "?")
-        label = f"{model} {r['attention']} mask {r.get('mask', 0)}" if r.get("attention") and \
-            model.startswith("ours") else f"{model} mask {r.get('mask', 0)}"
-        curves.setdefault(label, []).append((int(r["frames"]), float(r["act_peak_MB"])))
-    if not curves:
-        return f"{json_path} has no rows with act_peak_MB: no memory plot"
-    fig = _figure(7.5, 4.5)
-    ax = fig.subplots()
-    for i, (label, pts) in enumerate(sorted(curves.items())):
-        pts.sort()
-        style = "-o" if label.startswith("ours") else ":^"
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label, color=f"C{i % 10}")
-    frames = sorted({p[0] for pts in curves.values() for p in pts})
-    ax.set(xscale="log", yscale="log", xlabel="frames", ylabel="activation peak (MB, RSS)")
-    ax.set_xticks(frames, [str(f) for f in frames])
-    ax.minorticks_off()
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title("Video encoder activation memory vs frames (full tuning)", fontsize=11)
-    fig.savefig(path)
-    return None

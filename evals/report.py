@@ -31,7 +31,7 @@ from evals.metrics import metric
 from evals.stats import bootstrap_distribution
 
 DEFAULTS = dict(thumbnails=4, thumbnail_size=96, max_thumbnail_videos=500, max_text_chars=4000,
-                frame_reader=None, encoder_memory=None)
+                frame_reader=None, figures=())
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -164,19 +164,16 @@ def _plots(tmp: Path, table, scores, cis, colors, confidence: float, opts: dict,
             plots.kind_bars(tmp / name, b, ["all"] + kinds, systems, vals, colors, confidence, chance)
             made.append({"src": name, "caption": f"{b}: accuracy by question kind ({', '.join(kinds)}); "
                                                  "dashed = chance"})
-    mem = opts.get("encoder_memory")
-    if not mem:
-        notes.append("no encoder memory plot: report_options.encoder_memory is not set")
-    elif not Path(mem).is_file():
-        notes.append(f"no encoder memory plot: {Path(mem).name} not found (run python -m longvid.encoder_memory, "
-                     "which writes outputs/benchmarks/encoder_memory.json)")
-    else:
-        note = plots.encoder_memory(Path(mem), tmp / "plots" / "encoder_memory.png")
-        if note:
-            notes.append(note)
-        else:
-            made.append({"src": "plots/encoder_memory.png",
-                         "caption": f"encoder activation memory vs frames (from {Path(mem).name})"})
+    for i, fig in enumerate(opts.get("figures") or ()):     # made by whoever owns them (e.g. the memory study)
+        if not isinstance(fig, dict) or not fig.get("path"):
+            raise ValueError(f"report_options.figures[{i}]: expected {{path: <png>, caption: <text>}}, got {fig!r}")
+        src = Path(fig["path"])
+        if not src.is_file():
+            notes.append(f"figure {src.name} not found ({src}): not shown")
+            continue
+        name = f"plots/figure{i}_{_slug(src.stem)}{src.suffix}"
+        shutil.copyfile(src, tmp / name)
+        made.append({"src": name, "caption": str(fig.get("caption") or src.name)})
     return made
 
 

@@ -471,6 +471,43 @@ def targets(rows, F, peak, ab: dict) -> list[str]:
     return out
 
 
+def memory_curve(rows, path: Path) -> bool:
+    """The report's figure: activation peak vs frames, full tuning, one curve per model x attention x mask (what
+    the pipeline passes to the report as `report_options.figures`). False if no row has a measurement."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for r in rows:
+        if r.get("error") or not isinstance(r.get("act_peak_MB"), (int, float)) or "frames" not in r:
+            continue
+        if r.get("tuning", "full") != "full":
+            continue
+        model = r.get("model", "?")
+        label = f"{model} {r['attention']} mask {r.get('mask', 0)}" if r.get("attention") and \
+            model.startswith("ours") else f"{model} mask {r.get('mask', 0)}"
+        curves.setdefault(label, []).append((int(r["frames"]), float(r["act_peak_MB"])))
+    if not curves:
+        return False
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110, layout="constrained")
+    for i, (label, pts) in enumerate(sorted(curves.items())):
+        pts.sort()
+        style = "-o" if label.startswith("ours") else ":^"
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label, color=f"C{i % 10}")
+    frames = sorted({p[0] for pts in curves.values() for p in pts})
+    ax.set(xscale="log", yscale="log", xlabel="frames", ylabel="activation peak (MB, RSS)")
+    ax.set_xticks(frames, [str(f) for f in frames])
+    ax.minorticks_off()
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Video encoder activation memory vs frames (full tuning)", fontsize=11)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def plot(rows, path: Path) -> None:
     import matplotlib
     import matplotlib.ticker
@@ -633,13 +670,15 @@ def main() -> None:
                                                               "targets": lines}, indent=1))
     try:
         plot(rows, args.out / "encoder_memory.png")
+        memory_curve(rows, args.out / "encoder_memory_curve.png")
     except ImportError:
         print("matplotlib not installed: no plot (pip install matplotlib)")
     print()
     print("\n".join(md[4:4 + len(rows) + 2]))
     print()
     print("\n".join(lines))
-    print(f"\nwrote {args.out}/encoder_memory.{{md,csv,json,png}}; total runtime {total:.0f} s")
+    print(f"\nwrote {args.out}/encoder_memory.{{md,csv,json,png}} and encoder_memory_curve.png; total runtime "
+          f"{total:.0f} s")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def test_pipeline_from_nothing_then_all_cached(straight, smollm2_dir):
         assert f"| {row}" in table, table
     report = root / "outputs" / "compare" / "pipeline" / "report"
     assert (report / "index.html").exists()
-    assert (report / "plots" / "encoder_memory.png").exists()      # from the pipeline's own benchmark step
+    assert (report / "plots" / "figure0_encoder_memory_curve.png").exists()   # made by the pipeline's memory step
     assert table in stdout                                          # printed at the end of the run
     t = time.perf_counter()
     again = subprocess.run(pipeline(root, smollm2_dir), cwd=root, capture_output=True, text=True, env=env,

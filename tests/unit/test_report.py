@@ -25,12 +25,15 @@ def cfg_for(overrides):
         return compose("compare", overrides=overrides)
 
 
-def fake_memory_json(path: Path) -> Path:
+def fake_memory_figure(path: Path) -> Path:
+    """The memory study's curve (drawn by longvid.encoder_memory, which owns its rows' schema) from made-up rows."""
+    from longvid.encoder_memory import memory_curve
+
     rows = [{"model": "ours", "attention": a, "mask": m, "tuning": "full", "frames": f,
              "act_peak_MB": f * (2 - m) * (1.5 if a == "joint" else 1)}
             for a in ("joint", "factorized") for m in (0.0, 0.75) for f in (16, 32, 64)]
     rows.append({"model": "vivit", "mask": 0.0, "tuning": "full", "frames": 16, "error": "timeout"})
-    path.write_text(json.dumps({"rows": rows}))
+    assert memory_curve(rows, path) and not memory_curve(rows[-1:], path.with_name("none.png"))
     return path
 
 
@@ -55,8 +58,9 @@ def expected_disagree(out: Path) -> dict[tuple[str, str], bool]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
-    mem = fake_memory_json(tmp / "encoder_memory.json")
-    cfg = cfg_for([f"paths.root={tmp}", f"out_dir={tmp / 'out'}", f"report_options.encoder_memory={mem}", *TINY])
+    fig = fake_memory_figure(tmp / "encoder_memory_curve.png")
+    cfg = cfg_for([f"paths.root={tmp}", f"out_dir={tmp / 'out'}", *TINY,
+                   f"report_options.figures=[{{path:'{fig}',caption:'memory vs frames'}}]"])
     return cfg, run_compare(cfg)
 
 
@@ -81,7 +85,8 @@ def test_report_folder_is_complete_and_self_contained(run):
     assert "file://" not in html and str(out.parent) not in html
     plots = {p.name for p in (rdir / "plots").iterdir()}
     assert plots == {"synthetic_summary_metrics.png", "synthetic_qa_metrics.png", "synthetic_qa_kinds.png",
-                     "encoder_memory.png"}
+                     "figure0_encoder_memory_curve.png"}
+    assert "memory vs frames" in html
     assert all((rdir / "plots" / p).stat().st_size > 5000 for p in plots)
     assert not (out / ".report.tmp").exists() and not (out / "report_error.txt").exists()
 
@@ -112,18 +117,18 @@ def test_report_has_every_item_with_outputs_and_per_item_scores(run):
     assert kinds == {"local", "long-range"}
 
 
-def test_missing_memory_benchmark_is_a_note_and_report_failure_keeps_the_table(run, monkeypatch):
+def test_a_missing_figure_is_a_note_and_report_failure_keeps_the_table(run, monkeypatch):
     import copy
 
     import evals.report
 
     cfg, summary = copy.deepcopy(run[0]), run[1]
     out = Path(summary["out"])
-    cfg.report_options.encoder_memory = str(out / "nowhere" / "encoder_memory.json")
+    cfg.report_options.figures = [{"path": str(out / "nowhere" / "encoder_memory_curve.png"), "caption": "m"}]
     evals.report.write_report(cfg, summary)
     html = (out / "report" / "index.html").read_text()
-    assert "no encoder memory plot: encoder_memory.json not found" in html
-    assert not (out / "report" / "plots" / "encoder_memory.png").exists()
+    assert "figure encoder_memory_curve.png not found" in html
+    assert not list((out / "report" / "plots").glob("figure*"))
 
     def boom(*a, **k):
         raise RuntimeError("deliberate report failure")
