@@ -54,5 +54,20 @@ def cut_to(segments: Sequence[Segment], length: float) -> list[Segment]:
 
 
 def read_clips(video: str, segments: Sequence[Segment], sampling: VideoSampling) -> list[Clip]:
-    """Frames of each segment (raises longvid.data.video.VideoError for an unreadable video)."""
-    return [Clip(read_frames(video, sampling, s.start, s.end).array, s.start, s.end) for s in segments]
+    """Frames of each segment (raises longvid.data.video.VideoError for an unreadable video). With a per-video frame
+    budget (`video.fps` null: N frames spread over the whole video) each segment gets the frames of that one
+    sampling that fall in it — every row sees the same N frames —, a segment between two of them the one nearest
+    its middle."""
+    if sampling.fps is not None:
+        return [Clip(read_frames(video, sampling, s.start, s.end).array, s.start, s.end) for s in segments]
+    import numpy as np
+
+    whole = read_frames(video, sampling)
+    ts = whole.timestamps
+    out = []
+    for s in segments:
+        idx = np.flatnonzero((ts >= s.start) & (ts < s.end))
+        if not len(idx):
+            idx = np.array([int(np.argmin(np.abs(ts - (s.start + s.end) / 2)))])
+        out.append(Clip(whole.array[idx], s.start, s.end))
+    return out

@@ -1,5 +1,5 @@
-"""PNG plots of the static report (`evals.report`): metric bars with per-system 95% CI whiskers, accuracy
-by question kind, and the encoder memory-vs-frames curve. matplotlib's object API on the Agg canvas only
+"""PNG plots of the static report (`evals.report`): metric bars with per-system CI whiskers, accuracy by
+question kind, a metric against the frame budget (`longvid-compare sweep.frames=[...]`). matplotlib's object API on the Agg canvas only
 (no pyplot: no global state, no display needed); matplotlib is imported when a plot is drawn."""
 from __future__ import annotations
 
@@ -76,3 +76,38 @@ def kind_bars(path: Path, benchmark: str, kinds: Sequence[str], systems: Sequenc
     ax.legend(fontsize=8)
     ax.set_title(f"{benchmark}: accuracy by question kind, {100 * confidence:g}% bootstrap CI", fontsize=11)
     fig.savefig(path)
+
+
+def budget_curves(path: Path, curves: Mapping[str, tuple[str, Mapping[str, Mapping[int, Estimate]]]],
+                  colors: Mapping[str, str], confidence: float, scale: float = 100.0) -> None:
+    """One panel per benchmark: its headline metric against the frame budget, a line per system with its
+    bootstrap CI as a band. `curves[benchmark] = (metric, {system: {frames: estimate}})`."""
+    fig = _figure(max(4.5, 4.2 * len(curves)), 3.6)
+    axes = fig.subplots(1, len(curves), squeeze=False)[0]
+    frames = sorted({n for _, per in curves.values() for pts in per.values() for n in pts})
+    for ax, (b, (metric, per)) in zip(axes, curves.items()):
+        for s, pts in per.items():
+            ns = sorted(n for n in pts if math.isfinite(pts[n][0]))
+            if not ns:
+                continue
+            ax.plot(ns, [pts[n][0] * scale for n in ns], "-o", color=colors[s], label=s)
+            band = [n for n in ns if pts[n][1] is not None]
+            if band:
+                ax.fill_between(band, [pts[n][1] * scale for n in band], [pts[n][2] * scale for n in band],
+                                color=colors[s], alpha=0.15, linewidth=0)
+        ax.set(xscale="log", xlabel="frames per video", title=f"{b}: {metric}")
+        ax.set_xticks(frames, [str(n) for n in frames])
+        ax.minorticks_off()
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel(f"value x{scale:g}")
+    handles, labels = {}, []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in handles:
+                handles[lab] = h
+                labels.append(lab)
+    fig.legend([handles[l] for l in labels], labels, loc="outside lower center", ncols=min(4, max(1, len(labels))),
+               fontsize=8)
+    fig.suptitle(f"metric vs frame budget, {100 * confidence:g}% bootstrap CI bands", fontsize=11)
+    fig.savefig(path)
+

@@ -274,6 +274,9 @@ def _prepare(cfg, out: Path, benches: dict, samples: dict, systems: dict, progre
     for sname, scfg in cfg.systems.items():
         systems[sname] = _build(f"systems.{sname}", scfg, name=sname)
     plan = [(b, s) for b in benches for s in systems if samples[b][0].task in systems[s].tasks]
+    if cfg.reference is not None and cfg.reference not in {s for _, s in plan}:
+        raise ConfigError(f"reference={cfg.reference!r} runs on none of the benchmarks {list(benches)}: choose a row "
+                          f"that does ({sorted({s for _, s in plan})})")
     units = {(b, s): _unit(systems[s], cfg.systems[s], samples[b][0].task) for b, s in plan}
     stores = {(b, s): PredictionStore(out / b / s) for b, s in plan}
     todo = {(b, s) for b, s in plan if {x.uid for x in samples[b]} - stores[(b, s)].done()}
@@ -372,7 +375,8 @@ def _tabulate(cfg, out: Path, plan: list, benches: dict, samples: dict, predicti
                                                              for p in predictions[(b, s)].values())]
             footer.append(f"{b}: subtitles read by {', '.join(rows)}" if rows else
                           f"{b}: without subtitles (no row reads them)")
-    reference = cfg.reference or next(iter(cfg.systems))
+    ran = [s for s in cfg.systems if any(s in per for per in scores.values())]
+    reference = cfg.reference or (ran or list(cfg.systems))[0]     # default: the first row that ran
     clusters = {b: {x.uid: x.video_id or x.uid for x in items} for b, items in samples.items()}
     table = build_table(scores, columns, reference, int(cfg.stats.resamples), int(cfg.stats.seed),
                         float(cfg.stats.confidence), clusters)
@@ -436,9 +440,67 @@ def report(summary: dict) -> str:
         if preds:
             lines.append(f"{b} / {s}: {len(preds)} failed items, e.g. {preds[0].uid}: {preds[0].failure}")
     lines.append(f"written to {summary['out']}/table.md, table.csv, table.tex, scores.json, failures.jsonl")
+    if summary.get("sweep"):
+        lines.append(f"frame sweep: {summary['sweep']} and sweep.png beside it\n\n{summary['sweep'].read_text()}")
     if summary.get("report"):
         lines.append(f"report: {summary['report']} (open it in a browser)")
     return "\n".join(lines)
+
+
+def run_sweep(cfg) -> dict:
+    """The comparison once per frame budget — N frames spread uniformly over each video for every row
+    (`video.fps=null video.max_frames=N`), each in `<out_dir>/frames_<N>` (resumable: a rerun reuses every finished
+    prediction) — then each benchmark's headline column (its first) against N, per system, with the table's
+    bootstrap CIs: `<out_dir>/sweep.{md,json,png}`, the plot also in the largest budget's report."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from evals import plots
+    from evals.report import estimate
+
+    frames = sorted({int(n) for n in cfg.sweep.frames})
+    if not frames or frames[0] < 1:
+        raise ConfigError(f"sweep.frames must be positive frame counts, got {list(cfg.sweep.frames)}")
+    base, runs = Path(cfg.out_dir), {}
+    for n in frames:
+        c = OmegaConf.merge(cfg, {"video": {"fps": None, "max_frames": n}, "out_dir": str(base / f"frames_{n}"),
+                                  "report": False, "sweep": {"frames": None}})
+        print(f"[sweep] {n} frames per video -> {c.out_dir}", file=sys.stderr, flush=True)
+        runs[n] = (c, run_compare(c))
+    last_cfg, last = runs[frames[-1]]
+    stats = (int(cfg.stats.resamples), int(cfg.stats.seed), float(cfg.stats.confidence))
+    curves: dict[str, tuple[str, dict]] = {}
+    for b in last["scores"]:
+        metric = next(m for bb, m in last["table"].columns if bb == b)
+        curves[b] = (metric, {s: {n: estimate(runs[n][1]["scores"][b][s][metric], *stats,
+                                              clusters=runs[n][1]["clusters"].get(b))
+                                  for n in frames if s in runs[n][1]["scores"][b]} for s in last["scores"][b]})
+    systems = list(dict.fromkeys(s for _, per in curves.values() for s in per))
+    colors = {s: f"C{i % 10}" for i, s in enumerate(systems)}
+    plots.budget_curves(base / "sweep.png", curves, colors, stats[2], last["table"].scale)
+    write_if_changed(base / "sweep.json", json.dumps(
+        {b: {"metric": m, "frames": frames, "systems": {s: {str(n): list(e) for n, e in pts.items()}
+                                                         for s, pts in per.items()}} for b, (m, per) in curves.items()},
+        indent=1))
+    md = []
+    for b, (m, per) in curves.items():
+        md += [f"### {b}: {m} (x{last['table'].scale:g}) vs frames per video", "",
+               "| system | " + " | ".join(map(str, frames)) + " |", "|---|" + "---|" * len(frames)]
+        md += ["| " + s + " | " + " | ".join(f"{pts[n][0] * last['table'].scale:.1f}" if n in pts else "—"
+                                            for n in frames) + " |" for s, pts in per.items()]
+        md.append("")
+    write_if_changed(base / "sweep.md", "\n".join(md))
+    if cfg.get("report", True):
+        from evals.report import write_report_safely
+
+        figs = last_cfg.report_options.get("figures")
+        figures = OmegaConf.to_container(figs, resolve=True) if figs is not None else []
+        last_cfg.report_options.figures = figures + [{"path": str(base / "sweep.png"),
+                                                      "caption": "each row's headline metric vs frames per video"}]
+        last["report"] = write_report_safely(last_cfg, last)
+    return {**last, "sweep": base / "sweep.md",
+            "problems": [f"{n} frames: {p}" for n in frames for p in runs[n][1]["problems"]]}
 
 
 def cli(cfg, out_dir: str | None = None) -> int:
@@ -448,7 +510,8 @@ def cli(cfg, out_dir: str | None = None) -> int:
 
     prog = "longvid-table" if out_dir else "longvid-compare"
     try:
-        summary = rebuild(cfg, Path(out_dir)) if out_dir else run_compare(cfg)
+        summary = (rebuild(cfg, Path(out_dir)) if out_dir else
+                   run_sweep(cfg) if (cfg.get("sweep") or {}).get("frames") else run_compare(cfg))
     except (ConfigError, AnnotationError) as e:
         print(f"{prog}: refused before any item ran: {e}", file=sys.stderr)
         return EXIT_REFUSED

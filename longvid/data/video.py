@@ -34,14 +34,16 @@ class VideoError(RuntimeError):
 class VideoSampling:
     """How frames are taken from a video (the `video.*` config group)."""
 
-    fps: float = 1.0                 # frames sampled per second of video
+    fps: float | None = 1.0          # frames sampled per second of video; None: exactly `max_frames`, spread uniformly
     max_frames: int | None = 256     # cap; beyond it frames are spread uniformly over the span
     height: int | None = None        # resize frames to this size (None = native); both or neither
     width: int | None = None         # (bilinear + antialias in torch: decord's own resize is unreliable)
 
     def __post_init__(self):
-        if self.fps <= 0:
-            raise ValueError(f"video.fps must be > 0, got {self.fps}")
+        if self.fps is None and self.max_frames is None:
+            raise ValueError("video.fps=null (a frame budget) needs video.max_frames: the number of frames")
+        if self.fps is not None and self.fps <= 0:
+            raise ValueError(f"video.fps must be > 0 or null, got {self.fps}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"video.max_frames must be >= 1 or null, got {self.max_frames}")
         if (self.height is None) != (self.width is None):
@@ -56,12 +58,16 @@ class Frames:
 
 def sample_timestamps(start: float, end: float, sampling: VideoSampling) -> np.ndarray:
     """Timestamps (seconds) to sample in [start, end): one per 1/fps bin, at the bin centre; if there
-    are more bins than `max_frames`, `max_frames` bins spread uniformly over the span."""
+    are more bins than `max_frames`, `max_frames` bins spread uniformly over the span. fps None (a frame budget):
+    exactly `max_frames` bins, whatever the span's length."""
     if not end > start:
         raise ValueError(f"empty time span [{start}, {end})")
-    n = max(1, int(math.floor((end - start) * sampling.fps + 1e-9)))
-    if sampling.max_frames is not None:
-        n = min(n, sampling.max_frames)
+    if sampling.fps is None:
+        n = int(sampling.max_frames)
+    else:
+        n = max(1, int(math.floor((end - start) * sampling.fps + 1e-9)))
+        if sampling.max_frames is not None:
+            n = min(n, sampling.max_frames)
     return start + (np.arange(n) + 0.5) * ((end - start) / n)
 
 

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from evals import config_dir
-from evals.runner import run_compare
+from evals.runner import run_sweep
 from evals.store import read_predictions
 
 pytestmark = [pytest.mark.slow, pytest.mark.java]
@@ -62,8 +62,8 @@ def expected_rows(cfg, out: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report_browser")
-    cfg = compose_cfg([f"paths.root={tmp}", f"out_dir={tmp / 'out'}", *TINY])
-    summary = run_compare(cfg)
+    cfg = compose_cfg([f"paths.root={tmp}", f"out_dir={tmp / 'out'}", *TINY, "sweep.frames=[2,4]"])
+    summary = run_sweep(cfg)               # a frame sweep: its plot is a figure of the 4-frame report
     assert summary["report"] is not None, (Path(summary["out"]) / "report_error.txt").read_text()
     return cfg, summary
 
@@ -90,7 +90,9 @@ def test_report_in_headless_chromium(report):
         broken = driver.execute_script(
             "return Array.from(document.images).filter(i => !i.naturalWidth).map(i => i.src)")
         assert not broken
-        assert driver.execute_script("return document.images.length") >= 3 + 4 * len(rows)
+        assert driver.execute_script("return document.images.length") >= 4 + 4 * len(rows)
+        assert driver.execute_script(
+            "return Array.from(document.images).some(i => i.src.endsWith('_sweep.png') && i.naturalWidth > 300)")
 
         shown = [e.get_attribute("data-system") for e in driver.find_elements(By.CSS_SELECTOR, "#comparison tr.sysrow")]
         assert shown == list(summary["table"].rows) and set(shown) == {"train_prior", "first_option", "echo"}

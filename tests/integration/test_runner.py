@@ -201,3 +201,32 @@ def test_longvid_table_rebuilds_from_the_folder_and_from_predictions_adds_a_row(
     assert code == 2 and "config.yaml not found" in io.err
     code, io = _table([out, "reference=nobody"], capsys)
     assert code == 2 and "reference='nobody' is not a system" in io.err
+
+
+def test_frame_budget_sweep_shares_frames_reuses_predictions_and_plots(tmp_path, capsys):
+    """`sweep.frames=[...]`: one comparison per budget (N frames per video for every row), in frames_<N>/; a rerun
+    predicts nothing again; sweep.{md,json,png}; the plot is a figure of the largest budget's report."""
+    from evals.runner import cli
+
+    log = tmp_path / "calls.log"
+    ov = [f"paths.root={tmp_path}", *TINY, "progress=false", "stats.resamples=100", "~benchmarks.synthetic_summary",
+          "+systems.decoding._target_=tests.helpers.DecodingSystem", "+systems.decoding.video=${video}",
+          "+systems.slow._target_=tests.helpers.SlowEcho", f"+systems.slow.log={log}", "+systems.slow.delay=0",
+          "sweep.frames=[4,2]", "report_options.thumbnails=1"]
+    assert cli(cfg_for(ov)) == 0
+    out = tmp_path / "outputs" / "compare" / "synthetic"
+    for n in (2, 4):
+        preds = read_predictions(out / f"frames_{n}" / "synthetic_qa" / "decoding" / "predictions.jsonl")
+        assert preds and all(p.failure is None for p in preds.values())
+        assert f"max_frames: {n}" in (out / f"frames_{n}" / "config.yaml").read_text()
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert sweep["synthetic_qa"]["metric"] == "accuracy" and sweep["synthetic_qa"]["frames"] == [2, 4]
+    assert set(sweep["synthetic_qa"]["systems"]) == {"first_option", "decoding", "slow"}
+    v, lo, hi = sweep["synthetic_qa"]["systems"]["decoding"]["4"]
+    assert lo <= v <= hi
+    assert (out / "sweep.png").stat().st_size > 5000 and "| decoding |" in (out / "sweep.md").read_text()
+    report = (out / "frames_4" / "report" / "index.html").read_text()
+    assert "headline metric vs frames per video" in report and not (out / "frames_2" / "report").exists()
+    assert "frame sweep:" in capsys.readouterr().out
+    calls = log.read_text().splitlines()
+    assert cli(cfg_for(ov)) == 0 and log.read_text().splitlines() == calls      # nothing predicted again
