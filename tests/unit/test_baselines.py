@@ -315,3 +315,25 @@ def test_subtitle_files_srt_and_longvideobench_json(tmp_path):
     srt.write_text("1\n00:00:01 --> later\nx\n")
     with pytest.raises(AnnotationError, match="v.srt: line 2: time 'later' is not HH:MM:SS"):
         read_subtitles(srt)
+
+
+def test_a_frame_budget_gives_each_segment_its_share_of_the_same_frames(tmp_path):
+    """video.fps=null: N frames over the whole video (what every row reads); a segment gets those inside it, one
+    between two sampled frames the nearest to its middle."""
+    import numpy as np
+
+    from baselines.segments import read_clips
+    from longvid.data.video import VideoSampling, read_frames
+    from tests.helpers import make_video
+
+    video = make_video(tmp_path / "v.mp4", n_frames=20, fps=1)
+    budget = VideoSampling(fps=None, max_frames=4)
+    whole = read_frames(video, budget)
+    assert np.allclose(whole.timestamps, [2, 7, 12, 17])              # bin centres 2.5, 7.5, ... -> frame starts
+    clips = read_clips(video, [Segment(0, 8), Segment(8, 10), Segment(10, 20)], budget)
+    assert [len(c.frames) for c in clips] == [2, 1, 2]
+    assert np.array_equal(clips[1].frames[0], whole.array[1])         # 9 s: nearest is the frame at 7 s
+    assert np.array_equal(np.concatenate([clips[0].frames, clips[2].frames]), whole.array)
+    assert len(read_clips(video, [Segment(0, 8)], VideoSampling(fps=1.0))[0].frames) == 8   # fps: per segment
+    with pytest.raises(ValueError, match="video.fps=null .* needs video.max_frames"):
+        VideoSampling(fps=None, max_frames=None)
