@@ -381,6 +381,18 @@ def _tabulate(cfg, out: Path, plan: list, benches: dict, samples: dict, predicti
     table = build_table(scores, columns, reference, int(cfg.stats.resamples), int(cfg.stats.seed),
                         float(cfg.stats.confidence), clusters)
     table.footer += footer
+    for b, s in plan:                  # official submission files where the answers are hidden (EgoSchema's full set)
+        if not any(x.answer is None for x in samples[b]) or not hasattr(benches[b], "submission"):
+            continue
+        choices = {u: p.choice for u, p in predictions[(b, s)].items() if p.choice is not None and not p.failure}
+        sub = benches[b].submission(samples[b], choices)
+        if sub:
+            path = out / "submissions" / b / f"{s}_{sub[0]}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_if_changed(path, sub[1])
+            table.footer.append(f"{b} / {s}: submission file {path.relative_to(out)} ({len(choices)} of "
+                                f"{len(samples[b])} questions; {len(samples[b]) - len(choices)} without an answer "
+                                "left out, never filled in)")
     _write(out, table, scores, failures)
     summary = {"table": table, "scores": scores, "failures": failures, "out": out, "samples": samples,
                "predictions": predictions, "clusters": clusters,

@@ -172,3 +172,8 @@ class Benchmark:
     def train_paragraphs(self) -> list[list[str]]:
         """The sentences of each training video (reference order), for prior baselines (may be empty)."""
         return []
+
+    def submission(self, samples: Sequence[Sample], choices: Mapping[str, int]) -> tuple[str, str] | None:
+        """(file name, content) of the official submission file for the answers a row gave (uid -> option index;
+        items without one are left out, never filled in), for benchmarks whose answers are hidden; None if none."""
+        return None

@@ -162,8 +162,9 @@ class VideoMME(Benchmark):
 class LongVideoBench(Benchmark):
     """LongVideoBench: `lvb_val.json` (or `lvb_test_wo_gt.json`, without answers: predicted, not scored), a list of
     `{id, video_id, question, candidates, correct_choice, duration_group, question_category, level,
-    subtitle_path, starting_timestamp_for_subtitles, duration, ...}`. Options are bare texts, 4 or 5 (a table that
-    pads them writes "N/A": trailing "N/A" are dropped); the answer is a 0-based index. category = the duration
+    subtitle_path, starting_timestamp_for_subtitles, duration, ...}`, or the same rows in the parquet files
+    (`validation-` / `test-00000-of-00001.parquet`, options as columns option0..option4). Options are bare texts, 4
+    or 5 (the parquet pads them with "N/A": trailing "N/A" are dropped); the answer is a 0-based index. category = the duration
     group (15 / 60 / 600 / 3600 s: the table's columns); groups: question_category (17), level. Videos
     `<video_id>.mp4`; subtitles `<subtitle_root>/<subtitle_path>` (JSON)."""
 
@@ -181,7 +182,10 @@ class LongVideoBench(Benchmark):
         for i, r in enumerate(_rows(f)):
             uid = str(require(r, "id", f, f"[{i}]", str))
             where = f"item {uid!r}"
-            options = list(require(r, "candidates", f, where, (list, tuple)))
+            if "candidates" in r or "option0" not in r:
+                options = list(require(r, "candidates", f, where, (list, tuple)))
+            else:                                             # the parquet's columns option0 .. option4
+                options = [r[k] for k in (f"option{j}" for j in range(5)) if k in r]
             while options and options[-1] == "N/A":
                 options.pop()
                 padded.append(uid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import numbers
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from evals.benchmarks.base import (DEFAULT_PATTERNS, AnnotationError, Benchmark, VideoResolver,
                                    read_json, read_text, require, warn_noise,
@@ -75,6 +75,12 @@ class EgoSchema(Benchmark):
                                   f"{len(stray)} answers name questions not in {f}")
         warn_repeated_options(f, out)
         return out
+
+
+    def submission(self, samples: Sequence[Sample], choices: Mapping[str, int]) -> tuple[str, str]:
+        """The Kaggle file of the full set (competition `egoschema-public`): `q_uid,answer`, answer 0-4."""
+        return "submission.csv", "q_uid,answer\n" + "".join(f"{s.uid},{choices[s.uid]}\n" for s in samples
+                                                              if s.uid in choices)
 
 
 class NExTQA(Benchmark):

@@ -273,3 +273,23 @@ def _nothing():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def test_hidden_answers_get_the_official_submission_file(tmp_path):
+    """EgoSchema's full set (answers hidden but for the public subset): each row's Kaggle file `q_uid,answer`, in the
+    file's order, with the questions it has no answer for left out (never filled in), said in the footer."""
+    qs = json.loads((ANN / "egoschema" / "questions.json").read_text())
+    preds = tmp_path / "theirs.jsonl"
+    preds.write_text("".join(json.dumps({"uid": q["q_uid"], "text": "I am not sure"} if i == 1 else
+                                        {"uid": q["q_uid"], "choice": i % 5}) + "\n" for i, q in enumerate(qs)))
+    cfg = preset("egoschema", [f"paths.root={tmp_path}", f"questions={ANN / 'egoschema' / 'questions.json'}",
+                               f"answers={ANN / 'egoschema' / 'subset_answers.json'}", f"videos={tmp_path}",
+                               "checkpoint=x", "benchmarks.egoschema.only_answered=false", "~systems.video_first",
+                               "~systems.captions_llm", "~systems.blind_llm", *FAST,
+                               "+system@systems.theirs=from_predictions", f"systems.theirs.path={preds}"])
+    out = run_compare(cfg)
+    sub = (Path(cfg.out_dir) / "submissions" / "egoschema" / "theirs_submission.csv").read_text().splitlines()
+    assert sub[0] == "q_uid,answer" and len(sub) == len(qs)                 # header + every question but one
+    assert sub[1:] == [f"{q['q_uid']},{i % 5}" for i, q in enumerate(qs) if i != 1]
+    assert f"egoschema / theirs: submission file submissions/egoschema/theirs_submission.csv ({len(qs) - 1} of " \
+           f"{len(qs)} questions; 1 without an answer left out, never filled in)" in out["table"].markdown()

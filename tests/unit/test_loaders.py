@@ -1005,6 +1005,23 @@ def test_longvideobench_val_and_hidden_test():
     assert hidden.answer is None and hidden.category == "60"
 
 
+def test_longvideobench_parquet_options_as_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from evals.benchmarks.longvideo import LongVideoBench
+
+    rows = json.loads(LVB_VAL.read_text())
+    for r in rows:                                 # the parquet's layout: option0..option4, "N/A" where absent
+        cands = r.pop("candidates")
+        r.update({f"option{j}": cands[j] if j < len(cands) else "N/A" for j in range(5)})
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "validation-00000-of-00001.parquet")
+    with pytest.warns(AnnotationWarning, match="2 option lists padded .*86CxyhFV9MI_0, QJ6sjg7SXOQ_1"):
+        qs = LongVideoBench(str(tmp_path / "validation-00000-of-00001.parquet")).load()
+    with pytest.warns(AnnotationWarning):
+        assert qs == LongVideoBench(str(LVB_VAL)).load()
+
+
 def test_lvbench_inline_options_and_multi_label_types(tmp_path):
     from evals.benchmarks.longvideo import LVBench
 
