@@ -484,8 +484,8 @@ def run_sweep(cfg) -> dict:
     stats = (int(cfg.stats.resamples), int(cfg.stats.seed), float(cfg.stats.confidence))
     curves: dict[str, tuple[str, dict]] = {}
     for b in last["scores"]:
-        metric = next(m for bb, m in last["table"].columns if bb == b)
-        curves[b] = (metric, {s: {n: estimate(runs[n][1]["scores"][b][s][metric], *stats,
+        column = next(m for bb, m in last["table"].columns if bb == b)
+        curves[b] = (column, {s: {n: estimate(runs[n][1]["scores"][b][s][column], *stats,
                                               clusters=runs[n][1]["clusters"].get(b))
                                   for n in frames if s in runs[n][1]["scores"][b]} for s in last["scores"][b]})
     systems = list(dict.fromkeys(s for _, per in curves.values() for s in per))
@@ -568,8 +568,9 @@ def table_main(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0].startswith("-"):
-        print(table_main.__doc__.split("\n\n")[0].replace("    ", ""), file=sys.stderr)
-        sys.exit(EXIT_REFUSED)
+        asked = bool(args) and args[0] in ("-h", "--help")
+        print(" ".join(table_main.__doc__.split()), file=sys.stdout if asked else sys.stderr)
+        sys.exit(0 if asked else EXIT_REFUSED)
     out = Path(args[0])
     try:
         if not (out / CONFIG_FILE).is_file():

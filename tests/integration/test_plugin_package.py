@@ -211,6 +211,9 @@ def test_wheel_outside_the_checkout_runs_the_plugin_comparison_like_the_checkout
     p = subprocess.run([str(bin_dir / "longvid-smollm2"), "--help"], cwd=away, env=env, capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 0 and "usage: longvid-smollm2" in p.stdout
+    p = subprocess.run([str(bin_dir / "longvid-table"), "--help"], cwd=away, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.startswith("`longvid-table OUT_DIR")
     p = subprocess.run([str(bin_dir / "longvid-synth"), "synth", "n_train=1", "n_val=1", "n_test=1",
                         "max_duration=16"], cwd=away, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0 and (away / "synth").is_dir(), p.stderr[-2000:]
