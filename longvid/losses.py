@@ -18,6 +18,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from longvid.model.layers import add_scalar
+
 __all__ = ["ContrastiveLogits", "ContrastiveLoss", "all_gather_with_grad", "dist_rank_world"]
 
 
@@ -85,11 +87,7 @@ class ContrastiveLoss(nn.Module):
         if init_temperature <= 0 or max_scale <= 0:
             raise ValueError("init_temperature and max_scale must be positive")
         self.max_log_scale = math.log(max_scale)
-        init = torch.tensor(min(math.log(1.0 / init_temperature), self.max_log_scale))
-        if learnable:
-            self.log_scale = nn.Parameter(init)
-        else:
-            self.register_buffer("log_scale", init)
+        add_scalar(self, "log_scale", min(math.log(1.0 / init_temperature), self.max_log_scale), learnable)
         self.gather, self.group = gather, group
 
     @property
@@ -97,7 +95,7 @@ class ContrastiveLoss(nn.Module):
         """``exp(log_scale)`` after clamping ``log_scale`` to ``log(max_scale)`` in place."""
         with torch.no_grad():
             self.log_scale.clamp_(max=self.max_log_scale)
-        return self.log_scale.exp()  # ()
+        return self.log_scale.exp()  # (1,)
 
     @property
     def temperature(self) -> float:

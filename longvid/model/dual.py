@@ -113,6 +113,8 @@ def load_state_flexible(model: nn.Module, state: dict[str, torch.Tensor]) -> Non
         if k.endswith("pos_time") and v.shape != own[k].shape:
             v = torch.nn.functional.interpolate(v.T[None], size=own[k].shape[0], mode="linear",
                                                 align_corners=True)[0].T
+        if v.dim() == 0 and own[k].shape == (1,):      # a scalar saved 0-dim, before FSDP needed 1-element ones
+            v = v.reshape(1)
         if v.shape != own[k].shape:
             raise ValueError(f"weight {k}: checkpoint shape {tuple(v.shape)} vs model {tuple(own[k].shape)}")
         fixed[k] = v

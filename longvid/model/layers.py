@@ -6,6 +6,23 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def add_scalar(module: nn.Module, name: str, value: float, learnable: bool = True) -> None:
+    """A scalar (a gate, a log-temperature) kept as a 1-element tensor: FSDP refuses 0-dim parameters. Checkpoints
+    that saved it 0-dim (before) still load: their value is reshaped to (1,)."""
+    t = torch.full((1,), float(value))
+    if learnable:
+        module.register_parameter(name, nn.Parameter(t))
+    else:
+        module.register_buffer(name, t)
+
+    def reshape_old(state_dict, prefix, *_):
+        key = prefix + name
+        if key in state_dict and state_dict[key].dim() == 0:
+            state_dict[key] = state_dict[key].reshape(1)
+
+    module._register_load_state_dict_pre_hook(reshape_old)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention through `scaled_dot_product_attention` (fused kernels where available).
     `mask` optional bool attention mask broadcastable to (B, h, L, L), True = may be attended to."""
@@ -164,7 +181,7 @@ class Block(nn.Module):
         self.factorized = factorized
         if factorized:
             self.norm_t, self.attn_t = nn.LayerNorm(dim, eps=eps), Attention(dim, heads, dropout)
-            self.gate = nn.Parameter(torch.zeros(()))
+            add_scalar(self, "gate", 0.0)
             self.init_temporal_from_spatial()
         self.adapter: nn.Module | None = None  # optional module after the MLP (see longvid.model.peft)
 

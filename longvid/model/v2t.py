@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from longvid.model.layers import CrossAttention
+from longvid.model.layers import CrossAttention, add_scalar
 
 CONFIG, WEIGHTS = "v2t_config.json", "v2t.safetensors"
 
@@ -99,8 +99,8 @@ class GatedCrossAttention(nn.Module):
     def __init__(self, dim: int, heads: int = 8, ff_mult: int = 4):
         super().__init__()
         self.norm, self.attn, self.ff = nn.LayerNorm(dim), CrossAttention(dim, heads), feed_forward(dim, ff_mult)
-        self.attn_gate = nn.Parameter(torch.zeros(()))
-        self.ff_gate = nn.Parameter(torch.zeros(()))
+        add_scalar(self, "attn_gate", 0.0)
+        add_scalar(self, "ff_gate", 0.0)
 
     def forward(self, x: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """x (B, L, D) text hidden states, latents (B, M, D) -> (B, L, D)."""

@@ -96,8 +96,23 @@ def test_every_group_option_composes_and_instantiates(group, option, tmp_path):
         from lightning.pytorch.strategies import FSDPStrategy
         from longvid.model.layers import Block
 
+        from torch import nn
+        from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+
         strategy = instantiate(cfg.trainer.strategy)
-        assert isinstance(strategy, FSDPStrategy) and strategy.kwargs["auto_wrap_policy"] == [Block]
+        policy = strategy.kwargs["auto_wrap_policy"]      # a policy object (a list was called by torch and failed)
+        assert isinstance(strategy, FSDPStrategy) and isinstance(policy, ModuleWrapPolicy)
+        model = nn.Sequential(Block(8, 2, 16), nn.Linear(8, 8), Block(8, 2, 16, factorized=True))
+        units = policy._run_policy(model, set(), {})    # what FSDP wraps below the root: every block, nothing else
+        assert sum(isinstance(m, Block) for m in units) == 2 and len(units) == 2
+    elif group == "trainer" and option == "gpu":  # its schedule on any data size (run here on the CPU)
+        from lightning.pytorch.demos.boring_classes import BoringModel
+
+        assert cfg.trainer.val_check_interval == 1000 and cfg.trainer.check_val_every_n_epoch is None
+        trainer = instantiate(cfg.trainer, accelerator="cpu", devices=1, strategy="auto", precision="32-true",
+                              max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+        trainer.fit(BoringModel())                     # 64 batches per epoch < 1000: Lightning refused this before
+        assert trainer.global_step == 3
 
 
 def test_synthetic_benchmark_configs_share_the_generator(tmp_path):

@@ -160,3 +160,24 @@ def test_mlp_recomputing_its_activation_gives_the_same_gradients(act):
     y = frozen(x)
     (gx,) = torch.autograd.grad(y, x, g)           # frozen weights: input gradient only
     assert torch.allclose(gx, torch.autograd.grad(frozen.fc2(ACTIVATIONS[act](frozen.fc1(x))), x, g)[0])
+
+
+def test_no_zero_dim_parameters_and_old_checkpoints_load():
+    """FSDP refuses 0-dim parameters: the factorized gate, the loss's log-temperature and the video-to-text gates
+    are 1-element tensors; a state dict saved with them 0-dim (before) still loads, with the same values."""
+    from longvid.losses import ContrastiveLoss
+    from longvid.model.dual import load_state_flexible
+    from longvid.model.layers import Block
+    from longvid.model.v2t import GatedCrossAttention
+
+    for module in (Block(8, 2, 16, factorized=True), ContrastiveLoss(), ContrastiveLoss(learnable=False),
+                   GatedCrossAttention(8, heads=2)):
+        state = module.state_dict()
+        scalars = [k for k, v in state.items() if v.numel() == 1]
+        assert scalars and all(p.dim() > 0 for p in module.parameters())
+        old = {k: (v.reshape(()) + 0.25 if k in scalars else v) for k, v in state.items()}   # as saved before
+        for load in (module.load_state_dict, lambda sd: load_state_flexible(module, sd)):   # both load paths
+            module.load_state_dict(state)
+            load(old)
+            assert all(float(module.state_dict()[k]) == float(old[k]) and module.state_dict()[k].shape == (1,)
+                       for k in scalars)
