@@ -21,8 +21,8 @@ from typing import Any, Sequence
 from evals.contracts import CAPTIONING, MCQA, SUMMARIZATION, ConfigError, InfrastructureError, Prediction, Sample
 from evals.metrics import metric
 from evals.scoring import score, with_choice
-from evals.store import (FolderLock, PredictionStore, config_identity, data_identity, digest, local_files, plain,
-                          weights_identity, without_run_keys, write_if_changed)
+from evals.store import (FolderLock, PredictionStore, config_identity, data_identity, digest, in_shard, local_files,
+                          plain, read_all_predictions, weights_identity, without_run_keys, write_if_changed)
 from evals.tables import build_table
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_STOPPED = 1, 2, 3
@@ -173,9 +173,20 @@ def run_compare(cfg) -> dict:
             k if k == user else f"{k} (for {user})" for k, user in missing.items())
             + f"; set them on the command line, e.g. {next(iter(missing))}=...")
     _check_names(cfg)
-    out = Path(cfg.out_dir)
-    with FolderLock(out):
-        return _run(cfg, out)
+    out, shard = Path(cfg.out_dir), _shard(cfg)
+    with FolderLock(out if shard is None else out / ".shards" / f"{shard[0]}-of-{shard[1]}"):
+        return _run(cfg, out, shard)
+
+
+def _shard(cfg) -> tuple[int, int] | None:
+    """`shard="I/N"`: this process predicts share I (0-based) of N of every benchmark's items."""
+    value = cfg.get("shard")
+    if value is None:
+        return None
+    parts = str(value).split("/")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or not 0 <= int(parts[0]) < int(parts[1]):
+        raise ConfigError(f"shard={value!r}: expected \"I/N\" with 0 <= I < N, e.g. shard=0/4 ... shard=3/4")
+    return int(parts[0]), int(parts[1])
 
 
 def _build(key: str, node, **kw):
@@ -268,7 +279,8 @@ def _load(cfg) -> tuple[dict, dict]:
     return benches, samples
 
 
-def _prepare(cfg, out: Path, benches: dict, samples: dict, systems: dict, progress: bool) -> tuple:
+def _prepare(cfg, out: Path, benches: dict, samples: dict, systems: dict, progress: bool,
+             shard: tuple[int, int] | None = None) -> tuple:
     """Everything before the first item: the plan of (benchmark, system) pairs and their stores, guarded; for the
     pairs with items left, each system's `prepare` and the videos of the rows that read them."""
     for sname, scfg in cfg.systems.items():
@@ -278,7 +290,7 @@ def _prepare(cfg, out: Path, benches: dict, samples: dict, systems: dict, progre
         raise ConfigError(f"reference={cfg.reference!r} runs on none of the benchmarks {list(benches)}: choose a row "
                           f"that does ({sorted({s for _, s in plan})})")
     units = {(b, s): _unit(systems[s], cfg.systems[s], samples[b][0].task) for b, s in plan}
-    stores = {(b, s): PredictionStore(out / b / s) for b, s in plan}
+    stores = {(b, s): PredictionStore(out / b / s, shard=shard) for b, s in plan}
     todo = {(b, s) for b, s in plan if {x.uid for x in samples[b]} - stores[(b, s)].done()}
     for b, s in plan:
         if (b, s) in todo and hasattr(units[(b, s)][0], "prepare"):
@@ -303,12 +315,15 @@ def _prepare(cfg, out: Path, benches: dict, samples: dict, systems: dict, progre
     return [(b, s, (b, s) in todo, (b, s) in reads, guards[(b, s)][0]) for b, s in plan], broken, stores
 
 
-def _run(cfg, out: Path) -> dict:
+def _run(cfg, out: Path, shard: tuple[int, int] | None = None) -> dict:
     progress = bool(cfg.get("progress", True))
     benches, samples = _load(cfg)
+    if shard is not None:              # this process's share of every benchmark (a benchmark may have none)
+        samples = {b: share for b, items in samples.items() if (share := [x for x in items if in_shard(x.uid, shard)])}
+        benches = {b: benches[b] for b in samples}
     systems: dict = {}     # built once per run (and closed at the end, also on error: launched servers stop)
     try:
-        plan, broken, stores = _prepare(cfg, out, benches, samples, systems, progress)
+        plan, broken, stores = _prepare(cfg, out, benches, samples, systems, progress, shard)
         _save_config(cfg, out)
         for b, s, todo, reads, ident in plan:
             if todo:
@@ -318,6 +333,9 @@ def _run(cfg, out: Path) -> dict:
         for system in systems.values():
             if hasattr(system, "close"):
                 system.close()
+    if shard is not None:              # the table is made once every shard is done: longvid-table OUT_DIR
+        return {"out": out, "shard": shard, "problems": [],
+                "predicted": {f"{b} / {s}": len(stores[(b, s)].predictions) for b, s, *_ in plan}}
     return _tabulate(cfg, out, [(b, s) for b, s, *_ in plan], benches, samples,
                      {key: store.predictions for key, store in stores.items()})
 
@@ -327,6 +345,7 @@ def _save_config(cfg, out: Path) -> None:
 
     c = OmegaConf.to_container(cfg, resolve=True)
     c.pop("hydra", None)
+    c["shard"] = None                  # the folder's config, the same for every shard of it
     write_if_changed(out / CONFIG_FILE, "# written by longvid-compare; `longvid-table OUT_DIR` rebuilds the table "
                      "from it\n" + OmegaConf.to_yaml(c))
 
@@ -334,9 +353,8 @@ def _save_config(cfg, out: Path) -> None:
 def rebuild(cfg, out: Path) -> dict:
     """The table, scores and report of a comparison folder from its saved predictions: no system is built (a row
     whose checkpoint is gone still renders); the benchmarks are loaded for their references and answers. Every
-    row x benchmark the run planned (its folder exists) is shown; items it has no prediction for count as wrong."""
-    from evals.store import read_predictions
-
+    row x benchmark the run planned (its folder exists) is shown, its shards merged; items it has no prediction for
+    count as wrong."""
     _check_names(cfg)
     with FolderLock(out):
         benches, samples = _load(cfg)
@@ -345,7 +363,7 @@ def rebuild(cfg, out: Path) -> dict:
             raise ConfigError(f"{out}: no predictions of systems {list(cfg.systems)} on benchmarks "
                               f"{list(benches)}")
         return _tabulate(cfg, out, plan, benches, samples,
-                         {(b, s): read_predictions(out / b / s / "predictions.jsonl") for b, s in plan})
+                         {(b, s): read_all_predictions(out / b / s) for b, s in plan})
 
 
 def _tabulate(cfg, out: Path, plan: list, benches: dict, samples: dict, predictions: dict) -> dict:
@@ -406,15 +424,18 @@ def _tabulate(cfg, out: Path, plan: list, benches: dict, samples: dict, predicti
 
 def _problems(samples: dict, scores: dict, failures: dict, missing: dict, max_rate: float) -> list[str]:
     """Rows x benchmarks without a usable result: all items failed (or, for multiple choice, failed or
-    unparseable, or, rebuilt from a folder, not predicted), or more than `max_rate` of them."""
+    unparseable), or more than `max_rate` of them; and, rebuilt from a folder, any item not predicted at all (an
+    interrupted run or a missing shard: the table is incomplete)."""
     out = []
     for (b, s), failed in failures.items():
         acc = scores[b][s].get("accuracy")
         unparseable = acc.info["n_unparseable"] if acc is not None else 0
-        n, k = len(samples[b]), len(failed) + unparseable + missing[(b, s)]
+        n, k = len(samples[b]), len(failed) + unparseable
+        if missing[(b, s)]:
+            out.append(f"{s} on {b}: {missing[(b, s)]} of {n} items not predicted (an interrupted run or a missing "
+                       "shard: run it again)")
         if k and (k == n or k / n > max_rate):
-            what = "failed" + (f" or unparseable ({unparseable} unparseable)" if unparseable else "") + \
-                (f" or not predicted ({missing[(b, s)]})" if missing[(b, s)] else "")
+            what = "failed" + (f" or unparseable ({unparseable} unparseable)" if unparseable else "")
             e = f"; e.g. {failed[0].uid}: {failed[0].failure}" if failed else ""
             out.append(f"{s} on {b}: {k} of {n} items {what} "
                        f"({'all' if k == n else f'> max_failure_rate={max_rate:g}'}{e})")
@@ -471,6 +492,9 @@ def run_sweep(cfg) -> dict:
     from evals import plots
     from evals.report import estimate
 
+    if cfg.get("shard") is not None:
+        raise ConfigError("sweep.frames with shard: shard each budget's run instead (video=uniform "
+                          "video.max_frames=N out_dir=<dir>/frames_N shard=I/N)")
     frames = sorted({int(n) for n in cfg.sweep.frames})
     if not frames or frames[0] < 1:
         raise ConfigError(f"sweep.frames must be positive frame counts, got {list(cfg.sweep.frames)}")
@@ -524,6 +548,11 @@ def cli(cfg, out_dir: str | None = None) -> int:
     try:
         summary = (rebuild(cfg, Path(out_dir)) if out_dir else
                    run_sweep(cfg) if (cfg.get("sweep") or {}).get("frames") else run_compare(cfg))
+        if summary.get("shard"):
+            i, n = summary["shard"]
+            print(f"{prog}: shard {i}/{n} done ({', '.join(f'{k}: {v}' for k, v in summary['predicted'].items())} "
+                  f"items); when every shard is done: longvid-table {summary['out']}")
+            return 0
     except (ConfigError, AnnotationError) as e:
         print(f"{prog}: refused before any item ran: {e}", file=sys.stderr)
         return EXIT_REFUSED

@@ -152,10 +152,11 @@ class PredictionStore:
     those it recorded that are still there — and `record` then writes `run.json` (only if it changes)."""
 
     def __init__(self, directory: str | os.PathLike, identity_hash: str | None = None,
-                 identity: Mapping | None = None):
+                 identity: Mapping | None = None, shard: tuple[int, int] | None = None):
         self.dir = Path(directory)
-        self.path = self.dir / "predictions.jsonl"
-        self.meta = self.dir / "run.json"
+        tag = f".shard-{shard[0]}-of-{shard[1]}" if shard else ""     # one file pair per shard of a sharded run
+        self.path = self.dir / f"predictions{tag}.jsonl"
+        self.meta = self.dir / f"run{tag}.json"
         self.recorded = json.loads(self.meta.read_text()) if self.meta.exists() else {}
         self.predictions = read_predictions(self.path, repair=True)
         if identity_hash is not None:
@@ -205,6 +206,20 @@ class PredictionStore:
                     self.predictions[p.uid] = p
         except OSError as e:
             raise _io_error(self.path, e) from e
+
+
+def read_all_predictions(directory: str | os.PathLike) -> dict[str, Prediction]:
+    """Every prediction of one row on one benchmark: `predictions.jsonl` and the shards' `predictions.shard-*.jsonl`
+    (disjoint shares of the items, merged)."""
+    out: dict[str, Prediction] = {}
+    for f in sorted(Path(directory).glob("predictions*.jsonl")):
+        out.update(read_predictions(f))
+    return out
+
+
+def in_shard(uid: str, shard: tuple[int, int] | None) -> bool:
+    """Whether item `uid` is in share I of N (stable across runs and machines: a hash of the uid)."""
+    return shard is None or int(hashlib.sha1(uid.encode()).hexdigest()[:12], 16) % shard[1] == shard[0]
 
 
 class FolderLock:

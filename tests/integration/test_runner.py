@@ -192,7 +192,7 @@ def test_longvid_table_rebuilds_from_the_folder_and_from_predictions_adds_a_row(
     f = part / "synthetic_summary" / "train_prior" / "predictions.jsonl"
     f.write_text("".join(f.read_text().splitlines(keepends=True)[:2]))
     code, io = _table([part], capsys)
-    assert code == 1 and "train_prior on synthetic_summary: 4 of 6 items failed or not predicted (4)" in io.err
+    assert code == 1 and "train_prior on synthetic_summary: 4 of 6 items not predicted (an interrupted run" in io.err
     assert "synthetic_summary / train_prior: 6 items, 0 failed, 4 not predicted" in io.out
 
     code, io = _table([out, "systems.theirs.path=x"], capsys)
@@ -230,3 +230,36 @@ def test_frame_budget_sweep_shares_frames_reuses_predictions_and_plots(tmp_path,
     assert "frame sweep:" in capsys.readouterr().out
     calls = log.read_text().splitlines()
     assert cli(cfg_for(ov)) == 0 and log.read_text().splitlines() == calls      # nothing predicted again
+
+
+def test_shards_predict_disjoint_shares_at_once_and_longvid_table_merges_them(tmp_path, capsys):
+    """`shard=I/N`: N processes on one out_dir (at once: each holds its own shard's lock) predict disjoint shares
+    covering every item; `longvid-table` merges them into the unsharded run's table; a missing shard is named."""
+    from evals.runner import cli
+
+    base = [f"paths.root={tmp_path}", *TINY, "progress=false", "stats.resamples=100", "report=false",
+            "~benchmarks.synthetic_summary"]
+    full = tmp_path / "full"
+    assert cli(cfg_for([*base, f"out_dir={full}"])) == 0
+    out = tmp_path / "sharded"
+    procs = [subprocess.Popen([sys.executable, "-c", "from evals.runner import main; main()", *base, f"out_dir={out}",
+                               f"shard={i}/3"], env=_env(), cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    assert all(f"shard {i}/3 done" in o[0] and f"longvid-table {out}" in o[0] for i, o in enumerate(outs))
+    shares = [set(read_predictions(out / "synthetic_qa" / "first_option" / f"predictions.shard-{i}-of-3.jsonl"))
+              for i in range(3)]
+    everything = set(read_predictions(full / "synthetic_qa" / "first_option" / "predictions.jsonl"))
+    assert all(shares) and set().union(*shares) == everything and sum(map(len, shares)) == len(everything)
+    assert not (out / "table.md").exists() and "shard: null" in (out / "config.yaml").read_text()
+    assert cli(cfg_for([*base, f"out_dir={out}", "shard=1/3"])) == 0          # a rerun of a shard: nothing to do
+
+    capsys.readouterr()
+    code, io = _table([out], capsys)
+    assert code == 0 and (out / "table.md").read_text() == (full / "table.md").read_text()
+    (out / "synthetic_qa" / "first_option" / "predictions.shard-2-of-3.jsonl").unlink()
+    code, io = _table([out], capsys)
+    assert code == 1 and f"{len(shares[2])} not predicted" in io.out
+    assert cli(cfg_for([*base, f"out_dir={out}", "shard=3/3"])) == 2
+    assert "shard='3/3': expected \"I/N\" with 0 <= I < N" in capsys.readouterr().err
