@@ -43,16 +43,15 @@ def tokenizer_for(cfg, run_dir: Path) -> str:
 
 
 def fit_resumable(cfg, module, data, run_dir: Path, fit: bool = True):
-    """Build the configured Trainer (checkpoints in run_dir/ckpt, CSV logs) and fit, resuming from
-    ckpt/last.ckpt when a previous run left one. Returns the trainer."""
+    """Build the configured Trainer (checkpoints in run_dir/ckpt, the `logger` group's logs in run_dir) and fit,
+    resuming from ckpt/last.ckpt when a previous run left one. Returns the trainer."""
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
     ckpt = ModelCheckpoint(dirpath=run_dir / "ckpt", save_last=True, every_n_train_steps=cfg.checkpoint_every)
     extra = [instantiate(c) for c in (cfg.get("callbacks") or [])]
     trainer = instantiate(cfg.trainer, default_root_dir=str(run_dir), callbacks=[ckpt, *extra],
-                          logger=CSVLogger(str(run_dir), name="logs"))
+                          logger=instantiate(cfg.logger, save_dir=str(run_dir)))
     last = run_dir / "ckpt" / "last.ckpt"
     # our loaders resume through the datamodule's state (longvid/data/resumable.py), not Lightning's protocol
     warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")

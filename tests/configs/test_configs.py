@@ -13,7 +13,7 @@ CONFIGS = Path(config_dir())
 PRIMARY = {"benchmark": "compare", "system": "compare", "compare": "compare", "paths": "compare",
            "video": "compare", "synthetic": "compare", "model": "train", "data": "train", "trainer": "train",
            "experiment": "train", "lm": "train_v2t", "experiment_v2t": "train_v2t", "captioner": "compare",
-           "llm": "compare"}
+           "llm": "compare", "logger": "train"}
 TINY_SYN = ["synthetic.n_train=3", "synthetic.n_val=2", "synthetic.n_test=2", "synthetic.max_duration=20"]
 
 
@@ -22,7 +22,7 @@ def options(group):
 
 
 def test_every_group_is_covered():
-    assert set(PRIMARY) == {p.name for p in CONFIGS.iterdir() if p.is_dir()}
+    assert set(PRIMARY) == {p.name for p in CONFIGS.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
 
 
 def fill_missing(node, tmp_path) -> None:
@@ -105,6 +105,17 @@ def test_every_group_option_composes_and_instantiates(group, option, tmp_path):
         model = nn.Sequential(Block(8, 2, 16), nn.Linear(8, 8), Block(8, 2, 16, factorized=True))
         units = policy._run_policy(model, set(), {})    # what FSDP wraps below the root: every block, nothing else
         assert sum(isinstance(m, Block) for m in units) == 2 and len(units) == 2
+    elif group == "logger":      # CSV here; TensorBoard and W&B need their packages: a clear error without them
+        import importlib.util
+
+        package = {"csv": None, "tensorboard": "tensorboard", "wandb": "wandb"}[option]
+        if package is None or importlib.util.find_spec(package):
+            assert instantiate(cfg.logger, save_dir=str(tmp_path)) is not None
+        else:
+            from hydra.errors import InstantiationException
+
+            with pytest.raises(InstantiationException, match=f"ModuleNotFoundError.*{package}"):
+                instantiate(cfg.logger, save_dir=str(tmp_path))
     elif group == "trainer" and option == "gpu":  # its schedule on any data size (run here on the CPU)
         from lightning.pytorch.demos.boring_classes import BoringModel
 
