@@ -116,7 +116,6 @@ class LLMAggregator:
         if self.subtitles and captions == "none":
             raise ValueError(f"system {name!r}: subtitles go beside segment captions; this row has none")
         self.prompts = {**PROMPTS, **(SUBTITLE_PROMPTS if self.subtitles else {}), **dict(prompts or {})}
-        self._subs: dict[str, list] = {}            # subtitle file -> its lines
         self.gen = {"max_tokens": 160, **dict(sampling or {})}
         self._caption_cache_path = caption_cache if captions == "captioner" else None
         self.caption_cache = None
@@ -168,9 +167,10 @@ class LLMAggregator:
                 self.caption_cache.check()
         if self._oracle_cfg is not None and (self.captions == "oracle" or self.segments == "oracle"):
             self._oracle_index()
-        if self.subtitles and samples and not any(s.meta.get("subtitles") for s in samples):
-            raise ConfigError(f"systems.{self.name}.subtitles=true but no item of {getattr(benchmark, 'name', '?')} "
-                              "has a subtitle file: set the benchmark's subtitle_root (or subtitles=false)")
+        if self.subtitles:
+            from evals.subtitles import check_available
+
+            check_available(self.name, benchmark, samples)
 
     def identity(self) -> dict:
         """What this row is: the LLM's and captioner's identities, prompts, sampling, segmenting, multiple-choice
@@ -257,11 +257,10 @@ class LLMAggregator:
         if not path:
             return [(a, b, t, "") for a, b, t in caps]
         try:
-            if path not in self._subs:
-                self._subs[path] = read_subtitles(path, float(s.meta.get("subtitle_offset") or 0.0))
+            lines = read_subtitles(path, float(s.meta.get("subtitle_offset") or 0.0))
         except (OSError, ValueError) as e:
             return e
-        return [(a, b, t, as_text(overlapping(self._subs[path], a, b))) for a, b, t in caps]
+        return [(a, b, t, as_text(overlapping(lines, a, b))) for a, b, t in caps]
 
     def _within_file(self, s: Sample, segs: list[Segment]) -> list[Segment]:
         """The segments cut to the video file's real length when it is shorter than annotated (the video-first

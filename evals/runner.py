@@ -334,8 +334,9 @@ def _run(cfg, out: Path, shard: tuple[int, int] | None = None) -> dict:
             if hasattr(system, "close"):
                 system.close()
     if shard is not None:              # the table is made once every shard is done: longvid-table OUT_DIR
-        return {"out": out, "shard": shard, "problems": [],
-                "predicted": {f"{b} / {s}": len(stores[(b, s)].predictions) for b, s, *_ in plan}}
+        preds = {(b, s): stores[(b, s)].predictions for b, s, *_ in plan}
+        return {"out": out, "shard": shard, "predicted": {f"{b} / {s}": len(p) for (b, s), p in preds.items()},
+                "problems": _problems(samples, preds, float(cfg.get("max_failure_rate", 0.5)))}
     return _tabulate(cfg, out, [(b, s) for b, s, *_ in plan], benches, samples,
                      {key: store.predictions for key, store in stores.items()})
 
@@ -367,7 +368,7 @@ def rebuild(cfg, out: Path) -> dict:
 
 
 def _tabulate(cfg, out: Path, plan: list, benches: dict, samples: dict, predictions: dict) -> dict:
-    scores, footer, failures, missing, columns = {}, [], {}, {}, {}
+    scores, footer, failures, columns = {}, [], {}, {}
     # a folder may hold more items than are scored now (a full run, scored again with a limit)
     uids = {b: {x.uid for x in items} for b, items in samples.items()}
     predictions = {(b, s): {u: p for u, p in predictions[(b, s)].items() if u in uids[b]} for b, s in plan}
@@ -377,10 +378,9 @@ def _tabulate(cfg, out: Path, plan: list, benches: dict, samples: dict, predicti
                                                      float(cfg.metrics.meteor_timeout),
                                                      getattr(benches[b], "aggregates", None))
         failures[(b, s)] = [p for p in preds.values() if p.failure]
-        missing[(b, s)] = len(samples[b]) - len(preds)
         note = f"{b} / {s}: {len(samples[b])} items, {len(failures[(b, s)])} failed"
-        if missing[(b, s)]:
-            note += f", {missing[(b, s)]} not predicted (counted as failed)"
+        if len(preds) < len(samples[b]):
+            note += f", {len(samples[b]) - len(preds)} not predicted (counted as failed)"
         if "accuracy" in result:
             i = result["accuracy"].info
             note += (f", {i['n_unparseable']} unparseable ({100 * i['unparseable_rate']:.1f}%), "
@@ -414,7 +414,7 @@ def _tabulate(cfg, out: Path, plan: list, benches: dict, samples: dict, predicti
     _write(out, table, scores, failures)
     summary = {"table": table, "scores": scores, "failures": failures, "out": out, "samples": samples,
                "predictions": predictions, "clusters": clusters,
-               "problems": _problems(samples, scores, failures, missing, float(cfg.get("max_failure_rate", 0.5)))}
+               "problems": _problems(samples, predictions, float(cfg.get("max_failure_rate", 0.5)))}
     if cfg.get("report", True):   # after the table files: a failing report only warns (evals.report)
         from evals.report import write_report_safely
 
@@ -422,17 +422,18 @@ def _tabulate(cfg, out: Path, plan: list, benches: dict, samples: dict, predicti
     return summary
 
 
-def _problems(samples: dict, scores: dict, failures: dict, missing: dict, max_rate: float) -> list[str]:
+def _problems(samples: dict, predictions: dict, max_rate: float) -> list[str]:
     """Rows x benchmarks without a usable result: all items failed (or, for multiple choice, failed or
-    unparseable), or more than `max_rate` of them; and, rebuilt from a folder, any item not predicted at all (an
-    interrupted run or a missing shard: the table is incomplete)."""
+    unparseable: a scored question without a choice), or more than `max_rate` of them; and any item not predicted at
+    all (rebuilt from a folder: an interrupted run or a missing shard; the table is incomplete)."""
     out = []
-    for (b, s), failed in failures.items():
-        acc = scores[b][s].get("accuracy")
-        unparseable = acc.info["n_unparseable"] if acc is not None else 0
-        n, k = len(samples[b]), len(failed) + unparseable
-        if missing[(b, s)]:
-            out.append(f"{s} on {b}: {missing[(b, s)]} of {n} items not predicted (an interrupted run or a missing "
+    for (b, s), preds in predictions.items():
+        failed = [p for p in preds.values() if p.failure]
+        unparseable = sum(1 for x in samples[b] if x.task == MCQA and x.answer is not None and x.uid in preds
+                          and not preds[x.uid].failure and preds[x.uid].choice is None)
+        n, k, missing = len(samples[b]), len(failed) + unparseable, len(samples[b]) - len(preds)
+        if missing:
+            out.append(f"{s} on {b}: {missing} of {n} items not predicted (an interrupted run or a missing "
                        "shard: run it again)")
         if k and (k == n or k / n > max_rate):
             what = "failed" + (f" or unparseable ({unparseable} unparseable)" if unparseable else "")
@@ -552,6 +553,9 @@ def cli(cfg, out_dir: str | None = None) -> int:
             i, n = summary["shard"]
             print(f"{prog}: shard {i}/{n} done ({', '.join(f'{k}: {v}' for k, v in summary['predicted'].items())} "
                   f"items); when every shard is done: longvid-table {summary['out']}")
+            if summary["problems"]:                # a shard that failed wholesale fails too
+                print(f"{prog}: FAILED (shard {i}/{n}): " + "; ".join(summary["problems"]), file=sys.stderr)
+                return EXIT_FAILED
             return 0
     except (ConfigError, AnnotationError) as e:
         print(f"{prog}: refused before any item ran: {e}", file=sys.stderr)

@@ -210,9 +210,18 @@ class PredictionStore:
 
 def read_all_predictions(directory: str | os.PathLike) -> dict[str, Prediction]:
     """Every prediction of one row on one benchmark: `predictions.jsonl` and the shards' `predictions.shard-*.jsonl`
-    (disjoint shares of the items, merged)."""
+    (disjoint shares of the items, merged) — only if every part was made by the same system: their `run*.json`
+    must record one identity and one settings hash (a shard run with another checkpoint is refused, naming it)."""
+    d = Path(directory)
+    recorded = {f.name: json.loads(f.read_text()) for f in sorted(d.glob("run*.json"))}
+    for key in ("identity_hash", "settings_hash"):
+        seen = {name: r.get(key) for name, r in recorded.items() if r.get(key)}
+        if len(set(seen.values())) > 1:
+            raise PredictionStoreError(f"{d}: its parts were made by different systems ({key}: "
+                                       + ", ".join(f"{n} {h}" for n, h in seen.items())
+                                       + "): rerun the odd shard with the others' config, or delete it")
     out: dict[str, Prediction] = {}
-    for f in sorted(Path(directory).glob("predictions*.jsonl")):
+    for f in sorted(d.glob("predictions*.jsonl")):
         out.update(read_predictions(f))
     return out
 

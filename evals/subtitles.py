@@ -6,6 +6,8 @@ A system that uses them names it in its identity (so answers with and without su
 table's footer says which rows read them."""
 from __future__ import annotations
 
+import functools
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,11 +79,26 @@ def _json(path: Path) -> list[Line]:
 
 def read_subtitles(path: str | Path, offset: float = 0.0) -> list[Line]:
     """The lines of a subtitle file (.srt or .json), in time order, shifted by `offset` seconds (LongVideoBench's
-    `starting_timestamp_for_subtitles`: the subtitle clock starts that far into the video)."""
-    path = Path(path)
-    lines = _json(path) if path.suffix == ".json" else _srt(path)
-    return sorted((Line(l.start - offset, l.end - offset, l.text) for l in lines if l.text),
-                  key=lambda l: (l.start, l.end))
+    `starting_timestamp_for_subtitles`: the subtitle clock starts that far into the video). Read once per file
+    version: every question about a video and every row of the process share it."""
+    st = os.stat(path)
+    return list(_read(str(path), st.st_size, st.st_mtime_ns, float(offset)))
+
+
+@functools.lru_cache(maxsize=256)
+def _read(path: str, size: int, mtime_ns: int, offset: float) -> tuple[Line, ...]:
+    lines = _json(Path(path)) if path.endswith(".json") else _srt(Path(path))
+    return tuple(sorted((Line(l.start - offset, l.end - offset, l.text) for l in lines if l.text),
+                        key=lambda l: (l.start, l.end)))
+
+
+def check_available(row: str, benchmark, samples) -> None:
+    """Before a row that reads subtitles runs: a benchmark none of whose items has a subtitle file is refused."""
+    from evals.contracts import ConfigError
+
+    if samples and not any(s.meta.get("subtitles") for s in samples):
+        raise ConfigError(f"systems.{row}.subtitles=true but no item of {getattr(benchmark, 'name', '?')} has a "
+                          "subtitle file: set the benchmark's subtitle_root (or subtitles=false)")
 
 
 def overlapping(lines: Iterable[Line], start: float, end: float) -> list[Line]:

@@ -80,11 +80,10 @@ class _V2TSystem:
     # --- loading -----------------------------------------------------------------------------------------
     def prepare(self, benchmark=None, samples=()) -> None:
         self.load()
-        if self.subtitles and samples and not any(s.meta.get("subtitles") for s in samples):
-            from evals.contracts import ConfigError
+        if self.subtitles:
+            from evals.subtitles import check_available
 
-            raise ConfigError(f"systems.{self.name}.subtitles=true but no item of {getattr(benchmark, 'name', '?')} "
-                              "has a subtitle file: set the benchmark's subtitle_root (or subtitles=false)")
+            check_available(self.name, benchmark, samples)
 
     def identity(self) -> dict:
         """What this system is: the checkpoint's files (and replaced LM / encoder folders), the prompts, the

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from evals.benchmarks.base import (AnnotationError, Benchmark, VideoResolver, read_json, require, warn_noise,
-                                   warn_repeated_options)
+from evals.benchmarks.base import (AnnotationError, Benchmark, VideoResolver, iter_jsonl, read_json, require,
+                                   warn_noise, warn_repeated_options)
 from evals.contracts import CAPTIONING, MCQA, SUMMARIZATION, Sample
 
 
@@ -95,6 +95,12 @@ class MLVU(Benchmark):
         return out
 
 
+def _subtitle_file(root: Path | None, name) -> str | None:
+    """The item's subtitle file under `root` if it exists (some videos have none), else None."""
+    f = root / name if root is not None and isinstance(name, str) else None
+    return str(f) if f is not None and f.is_file() else None
+
+
 def _rows(path: Path) -> list:
     """The rows of a parquet file (pyarrow) or of a JSON list with the same fields."""
     if path.suffix == ".parquet":
@@ -147,13 +153,12 @@ class VideoMME(Benchmark):
             if not (len(letter) == 1 and 0 <= ord(letter) - 65 < len(options)):
                 raise AnnotationError(f, where, f"answer {letter!r} is not the letter of one of {len(options)} options")
             vid = require(row, "videoID", f, where, str)
-            srt = self.subtitle_root / f"{vid}.srt" if self.subtitle_root else None
             out.append(Sample(
                 uid=qid, benchmark=self.name, task=MCQA, video=self.resolve(vid), video_id=vid,
                 question=require(row, "question", f, where, str), options=tuple(options), answer=ord(letter) - 65,
                 category=require(row, "duration", f, where, str),
                 groups={k: (require(row, k, f, where, str),) for k in ("domain", "task_type", "sub_category")},
-                meta={"subtitles": str(srt) if srt is not None and srt.is_file() else None,
+                meta={"subtitles": _subtitle_file(self.subtitle_root, f"{vid}.srt"),
                       "video_number": row.get("video_id")}))
         warn_repeated_options(f, out)
         return out
@@ -197,15 +202,13 @@ class LongVideoBench(Benchmark):
                 raise AnnotationError(f, where, f"correct_choice {answer!r} is not an index into {len(options)} "
                                                 "candidates")
             vid = require(r, "video_id", f, where, str)
-            sub = r.get("subtitle_path")
-            sub_file = self.subtitle_root / sub if self.subtitle_root and isinstance(sub, str) else None
             out.append(Sample(
                 uid=uid, benchmark=self.name, task=MCQA, video=self.resolve(vid), video_id=vid,
                 duration=float(r["duration"]) if isinstance(r.get("duration"), (int, float)) else None,
                 question=require(r, "question", f, where, str), options=tuple(options), answer=answer,
                 category=str(require(r, "duration_group", f, where, (int, str))),
                 groups={k: (str(require(r, k, f, where, str)),) for k in ("question_category", "level")},
-                meta={"subtitles": str(sub_file) if sub_file is not None and sub_file.is_file() else None,
+                meta={"subtitles": _subtitle_file(self.subtitle_root, r.get("subtitle_path")),
                       "subtitle_offset": float(r.get("starting_timestamp_for_subtitles") or 0.0)}))
         warn_noise(f, "option lists padded with \"N/A\"", sorted(set(padded)), "the padding dropped")
         warn_repeated_options(f, out)
@@ -230,8 +233,6 @@ class LVBench(Benchmark):
         self.resolve = VideoResolver(video_root, video_patterns)
 
     def items(self) -> list[Sample]:
-        from evals.benchmarks.base import iter_jsonl
-
         f, out = self.annotations, []
         for line, v in iter_jsonl(f, "annotation file"):
             key = require(v, "key", f, f"line {line}", str)

@@ -258,8 +258,19 @@ def test_shards_predict_disjoint_shares_at_once_and_longvid_table_merges_them(tm
     capsys.readouterr()
     code, io = _table([out], capsys)
     assert code == 0 and (out / "table.md").read_text() == (full / "table.md").read_text()
+    odd = out / "synthetic_qa" / "first_option" / "run.shard-0-of-3.json"      # a shard made by another system
+    good = odd.read_text()
+    odd.write_text(good.replace(json.loads(good)["identity_hash"], "0123456789ab"))
+    code, io = _table([out], capsys)
+    assert code == 2 and "its parts were made by different systems (identity_hash: run.shard-0-of-3.json " \
+                         "0123456789ab" in io.err
+    odd.write_text(good)
     (out / "synthetic_qa" / "first_option" / "predictions.shard-2-of-3.jsonl").unlink()
     code, io = _table([out], capsys)
     assert code == 1 and f"{len(shares[2])} not predicted" in io.out
+    broken = [*base, f"out_dir={tmp_path / 'broken'}", "shard=0/2", "+systems.broken._target_=tests.helpers.FromFile",
+              f"+systems.broken.checkpoint={tmp_path / 'no_weights'}"]
+    assert cli(cfg_for(broken)) == 1                       # a shard that failed wholesale does not exit 0
+    assert "FAILED (shard 0/2): broken on synthetic_qa:" in capsys.readouterr().err
     assert cli(cfg_for([*base, f"out_dir={out}", "shard=3/3"])) == 2
     assert "shard='3/3': expected \"I/N\" with 0 <= I < N" in capsys.readouterr().err
