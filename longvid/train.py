@@ -48,7 +48,9 @@ def fit_resumable(cfg, module, data, run_dir: Path, fit: bool = True):
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    ckpt = ModelCheckpoint(dirpath=run_dir / "ckpt", save_last=True, every_n_train_steps=cfg.checkpoint_every)
+    # one file per run: last.ckpt, overwritten atomically every `checkpoint_every` steps (what a rerun resumes)
+    ckpt = ModelCheckpoint(dirpath=run_dir / "ckpt", save_top_k=0, save_last=True,
+                           every_n_train_steps=cfg.checkpoint_every)
     extra = [instantiate(c) for c in (cfg.get("callbacks") or [])]
     trainer = instantiate(cfg.trainer, default_root_dir=str(run_dir), callbacks=[ckpt, *extra],
                           logger=instantiate(cfg.logger, save_dir=str(run_dir)))
