@@ -75,7 +75,7 @@ class ContrastiveLoss(nn.Module):
     Args:
         init_temperature: initial temperature; ``log_scale`` starts at ``log(1 / init_temperature)``.
         max_scale: upper bound on ``logit_scale = exp(log_scale)``; as in CLIP the parameter itself is
-            clamped (in place, before use) so its gradient keeps flowing.
+            clamped in place after each optimizer step (``clamp_``) so its gradient keeps flowing.
         learnable: whether ``log_scale`` is an ``nn.Parameter`` (else a buffer).
         gather: in a distributed run, contrast against the embeddings of all ranks (else local only).
         group: process group for the gather (default: the world).
@@ -92,10 +92,15 @@ class ContrastiveLoss(nn.Module):
 
     @property
     def logit_scale(self) -> Tensor:
-        """``exp(log_scale)`` after clamping ``log_scale`` to ``log(max_scale)`` in place."""
-        with torch.no_grad():
-            self.log_scale.clamp_(max=self.max_log_scale)
-        return self.log_scale.exp()  # (1,)
+        """``exp(log_scale)``, ``log_scale`` clamped to ``log(max_scale)`` out of place (no in-place write in the
+        forward: under FSDP the parameter is a view of a flat buffer, and autograd refuses that)."""
+        return self.log_scale.clamp(max=self.max_log_scale).exp()  # (1,)
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """Clamp the parameter itself after each optimizer step (as CLIP / open_clip do), so its gradient keeps
+        flowing at the bound."""
+        self.log_scale.clamp_(max=self.max_log_scale)
 
     @property
     def temperature(self) -> float:

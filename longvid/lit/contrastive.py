@@ -99,6 +99,9 @@ class ContrastiveModule(L.LightningModule):
         self.log("train/temperature", self.model.loss.temperature, batch_size=len(texts))
         return loss
 
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.model.loss.clamp_()                                # after the optimizer step
+
     def validation_step(self, batch, batch_idx):
         v = self.model.encode_video(batch["video"])
         t = self.model.encode_text(**self.tokenize(batch["text"]))

@@ -82,12 +82,14 @@ def test_scale_is_clamped_and_keeps_its_gradient():
         loss_fn.log_scale.fill_(math.log(1000.0))
     v, t = _pair(4)
     loss = loss_fn(v.float(), t.float())
-    assert math.isclose(loss_fn.logit_scale.item(), 100.0, rel_tol=1e-6)
-    assert math.isclose(loss_fn.log_scale.item(), math.log(100.0), rel_tol=1e-6)  # the parameter itself
-    ref = _reference(v.float(), t.float(), 100.0)
-    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-5)
+    assert math.isclose(loss_fn.logit_scale.item(), 100.0, rel_tol=1e-6)     # the forward clamps a copy
+    assert math.isclose(loss_fn.log_scale.item(), math.log(1000.0), rel_tol=1e-6)   # never the parameter
+    torch.testing.assert_close(loss, _reference(v.float(), t.float(), 100.0), rtol=1e-5, atol=1e-5)
+    loss_fn.clamp_()                                                   # after the optimizer step (CLIP)
+    assert math.isclose(loss_fn.log_scale.item(), math.log(100.0), rel_tol=1e-6)
+    loss = loss_fn(v.float(), t.float())
     loss.backward()
-    assert loss_fn.log_scale.grad.abs().item() > 0  # not stuck at the bound
+    assert loss_fn.log_scale.grad.abs().item() > 0  # at the bound, not stuck there
 
 
 def test_gather_is_identity_without_distributed():
