@@ -13,35 +13,6 @@ import warnings
 from pathlib import Path
 
 
-def register_resolvers() -> None:
-    from omegaconf import OmegaConf
-
-    def synthetic_dir(cfg, root) -> str:
-        from evals.synthetic import SyntheticConfig, generate
-
-        return str(generate(SyntheticConfig(**cfg), root, progress=False))
-
-    if not OmegaConf.has_resolver("synthetic_dir"):
-        OmegaConf.register_new_resolver("synthetic_dir", synthetic_dir)
-
-
-def tokenizer_for(cfg, run_dir: Path) -> str:
-    """The tokenizer dir: the configured one, the one of the model this run starts from, or one trained on
-    the training captions (kept in the run)."""
-    from longvid.data.datasets import read_jsonl
-    from longvid.model.text import train_tokenizer
-
-    if cfg.tokenizer:
-        return str(cfg.tokenizer)
-    if cfg.init_from:
-        return str(Path(cfg.init_from) / "tokenizer")
-    out = run_dir / "tokenizer"
-    if not (out / "tokenizer.json").exists():
-        texts = [d["text"] for f in (cfg.data.train, cfg.data.get("images")) if f for d in read_jsonl(f)]
-        train_tokenizer(texts, cfg.model.text.vocab_size, out)
-    return str(out)
-
-
 def fit_resumable(cfg, module, data, run_dir: Path, fit: bool = True):
     """Build the configured Trainer (checkpoints in run_dir/ckpt, the `logger` group's logs in run_dir) and fit,
     resuming from ckpt/last.ckpt when a previous run left one. Returns the trainer."""
@@ -63,26 +34,36 @@ def fit_resumable(cfg, module, data, run_dir: Path, fit: bool = True):
 
 
 def train(cfg) -> Path:
+    """The one training skeleton of both commands (`longvid-train`, `longvid-train-v2t`): the data module and the
+    LightningModule (`module`: a class with `from_config(cfg, data, run_dir)` and `export(directory)`) from the
+    config, the configured Trainer and logger, fit (resuming from ckpt/last.ckpt), and the export on rank 0 to
+    `<run_dir>/model/`. `trainer.max_steps=0` exports the untrained module."""
     import lightning as L
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from longvid.lit.contrastive import ContrastiveModule
-
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
+    import importlib
+
+    path, _, name = str(cfg.module).rpartition(".")
+    try:
+        module_cls = getattr(importlib.import_module(path), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ValueError(f"module={cfg.module}: not an importable class ({e})") from None
+    for method in ("from_config", "export"):
+        if not callable(getattr(module_cls, method, None)):
+            raise ValueError(f"module={cfg.module}: a training module needs a `{method}` method")
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    data = instantiate(cfg.data, seed=cfg.seed)
-    module = ContrastiveModule(model=OmegaConf.to_container(cfg.model, resolve=True),
-                               tokenizer_dir=tokenizer_for(cfg, run_dir),
-                               tuning=OmegaConf.to_container(cfg.tuning, resolve=True),
-                               mask_ratio=cfg.mask_ratio, tube_mask=cfg.tube_mask, init_from=cfg.init_from,
-                               image_init=cfg.image_init, seed=cfg.seed, **cfg.optim)
-    trainer = fit_resumable(cfg, module, data, run_dir)
+    data = instantiate(cfg.data, seed=cfg.seed, _recursive_=False)
+    module = module_cls.from_config(cfg, data, run_dir)
+    trainer = fit_resumable(cfg, module, data, run_dir, fit=cfg.trainer.max_steps != 0)
+    if cfg.trainer.max_steps == 0:
+        print("trainer.max_steps=0: exporting the untrained model")
     out = run_dir / "model"
     if trainer.is_global_zero:
-        module.model.save_pretrained(out, module.tokenizer)
+        module.export(out)
         print(f"saved {out}")
     return out
 
@@ -90,7 +71,6 @@ def train(cfg) -> Path:
 def main() -> None:
     from evals import hydra_main
 
-    register_resolvers()
     hydra_main("train", train)
 
 

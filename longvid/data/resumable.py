@@ -58,6 +58,16 @@ class LoaderResumeMixin:
 
     _resume_state: dict | None = None
 
+    def per_device(self, batch_size: int, key: str) -> int:
+        """`batch_size` is the global batch (all devices together: for a contrastive loss, the negatives of a step
+        stay the same as devices change); each device loads its share."""
+        trainer = getattr(self, "trainer", None)
+        world = trainer.world_size if trainer is not None else 1
+        if batch_size % world:
+            raise ValueError(f"{key}={batch_size} is the global batch size (all devices together) and must be "
+                             f"divisible by the {world} devices of this run")
+        return batch_size // world
+
     def resumable_sampler(self, n: int, batch_size: int, drop_last: bool, seed: int) -> ResumableSampler:
         s = ResumableSampler(n, batch_size, seed, drop_last)
         if self._resume_state is not None:

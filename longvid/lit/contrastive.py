@@ -16,19 +16,60 @@ from longvid.model.peft import apply_tuning
 
 
 class PairsDataModule(LoaderResumeMixin, L.LightningDataModule):
-    """Video-text pairs (+ optional image-text pairs mixed into every batch) for train / val."""
+    """Video-text pairs (+ optional image-text pairs mixed into every batch) for train / val.
+
+    `batch_size` / `image_batch_size` are global (all devices together; each device loads its share).
+    `synthetic`: a `SyntheticConfig` as a dict: the data set is then generated under `synthetic_root` by
+    `prepare_data` (Lightning calls it once, on rank 0) and `train` / `val` / `images` are paths inside it."""
 
     def __init__(self, train: str, val: str | None = None, images: str | None = None, root: str | None = None,
                  num_frames: int = 16, size: int = 64, fps: float = 1.0, batch_size: int = 8,
-                 image_batch_size: int = 8, num_workers: int = 0, limit: int | None = None, seed: int = 0):
+                 image_batch_size: int = 8, num_workers: int = 0, limit: int | None = None, seed: int = 0,
+                 synthetic: dict | None = None, synthetic_root: str | None = None):
         super().__init__()
+        if synthetic is not None:
+            from omegaconf import DictConfig, OmegaConf
+
+            synthetic = OmegaConf.to_container(synthetic, resolve=True) if isinstance(synthetic, DictConfig) \
+                else dict(synthetic)
+            if not synthetic_root:
+                raise ValueError("data.synthetic is set: give data.synthetic_root, the folder it is generated in")
         self.save_hyperparameters()
+
+    def _synthetic(self):
+        from evals.synthetic import SyntheticConfig
+
+        return SyntheticConfig(**self.hparams.synthetic)
+
+    def path(self, key: str) -> str | None:
+        """`train` / `val` / `images`, inside the generated data set when `synthetic` is set."""
+        p = self.hparams[key]
+        if p is None or self.hparams.synthetic is None:
+            return p
+        return str(Path(self.hparams.synthetic_root) / self._synthetic().digest() / p)
+
+    def prepare_data(self) -> None:
+        if self.hparams.synthetic is not None:
+            from evals.synthetic import generate
+
+            generate(self._synthetic(), self.hparams.synthetic_root)
+
+    def train_texts(self) -> list[str]:
+        """The captions of the training pairs (video and image), e.g. to train a tokenizer on."""
+        from longvid.data.datasets import read_jsonl
+
+        self.prepare_data()
+        return [d["text"] for key in ("train", "images") if self.hparams[key] for d in read_jsonl(self.path(key))]
 
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams
-        self.train_set = VideoTextDataset(h.train, h.root, h.num_frames, h.size, h.fps, h.limit)
-        self.val_set = VideoTextDataset(h.val, h.root, h.num_frames, h.size, h.fps, h.limit) if h.val else None
-        self.image_set = ImageTextDataset(h.images, h.root, h.size, h.limit) if h.images else None
+        if h.synthetic is not None and not (Path(h.synthetic_root) / self._synthetic().digest() / "DONE").exists():
+            raise RuntimeError(f"{self.path('train')}: the synthetic data set is not generated "
+                               "(prepare_data makes it; Lightning calls it on rank 0 before setup)")
+        self.train_set = VideoTextDataset(self.path("train"), h.root, h.num_frames, h.size, h.fps, h.limit)
+        self.val_set = VideoTextDataset(self.path("val"), h.root, h.num_frames, h.size, h.fps, h.limit) \
+            if h.val else None
+        self.image_set = ImageTextDataset(self.path("images"), h.root, h.size, h.limit) if h.images else None
 
     def _loader(self, ds, bs, shuffle, seed=0):
         drop = shuffle and len(ds) > bs
@@ -39,13 +80,17 @@ class PairsDataModule(LoaderResumeMixin, L.LightningDataModule):
     def train_dataloader(self):
         from lightning.pytorch.utilities import CombinedLoader
 
-        loaders = {"video": self._loader(self.train_set, self.hparams.batch_size, True)}
+        h = self.hparams
+        loaders = {"video": self._loader(self.train_set, self.per_device(h.batch_size, "data.batch_size"), True)}
         if self.image_set is not None:
-            loaders["image"] = self._loader(self.image_set, self.hparams.image_batch_size, True, seed=1)
+            bs = self.per_device(h.image_batch_size, "data.image_batch_size")
+            loaders["image"] = self._loader(self.image_set, bs, True, seed=1)
         return CombinedLoader(loaders, mode="max_size_cycle")
 
     def val_dataloader(self):
-        return [] if self.val_set is None else self._loader(self.val_set, self.hparams.batch_size, False)
+        if self.val_set is None:
+            return []
+        return self._loader(self.val_set, self.per_device(self.hparams.batch_size, "data.batch_size"), False)
 
 
 class ContrastiveModule(L.LightningModule):
@@ -67,6 +112,32 @@ class ContrastiveModule(L.LightningModule):
             load_state_flexible(self.model, load_file(str(Path(init_from) / "model.safetensors")))
         apply_tuning(self.model.vivit, **(tuning or {}))
         self._val: list[tuple[torch.Tensor, torch.Tensor, list[str]]] = []
+
+    @classmethod
+    def from_config(cls, cfg, data: PairsDataModule, run_dir) -> "ContrastiveModule":
+        """The module of a `longvid-train` config (`longvid.train.train`). The tokenizer: `tokenizer`, the one of
+        the model this run starts from (`init_from`), or one trained on the training captions (kept in the run;
+        made before the module, so it generates the data first)."""
+        from omegaconf import OmegaConf
+
+        from longvid.model.text import train_tokenizer
+
+        if cfg.tokenizer:
+            tokenizer = str(cfg.tokenizer)
+        elif cfg.init_from:
+            tokenizer = str(Path(cfg.init_from) / "tokenizer")
+        else:
+            tokenizer = str(Path(run_dir) / "tokenizer")
+            if not (Path(tokenizer) / "tokenizer.json").exists():
+                train_tokenizer(data.train_texts(), cfg.model.text.vocab_size, tokenizer)
+        return cls(model=OmegaConf.to_container(cfg.model, resolve=True), tokenizer_dir=tokenizer,
+                   tuning=OmegaConf.to_container(cfg.tuning, resolve=True), mask_ratio=cfg.mask_ratio,
+                   tube_mask=cfg.tube_mask, init_from=cfg.init_from, image_init=cfg.image_init, seed=cfg.seed,
+                   **cfg.optim)
+
+    def export(self, directory) -> Path:
+        """The trained `DualEncoder` + tokenizer (`DualEncoder.from_pretrained` loads it)."""
+        return self.model.save_pretrained(directory, self.tokenizer)
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         t = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.model.cfg.text.max_length,

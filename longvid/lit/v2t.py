@@ -77,7 +77,8 @@ class V2TDataModule(LoaderResumeMixin, L.LightningDataModule):
     """`train` / `val`: benchmark configs (Hydra `_target_` dicts, e.g. `evals.synthetic.SyntheticBenchmark`
     with `split: train`, or `evals.benchmarks.dense.YouCook2` on the official file) or benchmark objects.
     Frame count and size default to the encoder's (`encoder_path`); frames are sampled at `fps` (at most
-    `num_frames`, uniformly) and then fixed to `num_frames` — the same path the systems use."""
+    `num_frames`, uniformly) and then fixed to `num_frames` — the same path the systems use. `batch_size` is
+    global (all devices together)."""
 
     def __init__(self, train: Any, val: Any = None, task: str | None = None, encoder_path: str | None = None,
                  num_frames: int | None = None, size: int | None = None, fps: float = 1.0, batch_size: int = 8,
@@ -118,7 +119,7 @@ class V2TDataModule(LoaderResumeMixin, L.LightningDataModule):
             self.val_set = self._dataset(self.val_cfg) if self.val_cfg else None
 
     def _loader(self, ds, shuffle: bool) -> DataLoader:
-        bs = self.hparams.batch_size
+        bs = self.per_device(self.hparams.batch_size, "data.batch_size")
         drop = shuffle and len(ds) > bs
         sampler = self.resumable_sampler(len(ds), bs, drop, self.hparams.seed) if shuffle else None
         return DataLoader(ds, batch_size=bs, sampler=sampler, num_workers=self.hparams.num_workers,
@@ -130,6 +131,20 @@ class V2TDataModule(LoaderResumeMixin, L.LightningDataModule):
 
     def val_dataloader(self):
         return [] if self.val_set is None else self._loader(self.val_set, False)
+
+
+def resolve_lm(cfg) -> str:
+    """`lm_path`, or the folder the `lm` group's builder returns (building it on first use)."""
+    from pathlib import Path
+
+    from hydra.utils import instantiate
+
+    if cfg.lm_path:
+        p = Path(str(cfg.lm_path))
+        if not (p / "config.json").is_file():
+            raise FileNotFoundError(f"lm_path={p}: not a local HF causal LM folder (no config.json)")
+        return str(p)
+    return str(instantiate(cfg.lm))
 
 
 class V2TModule(L.LightningModule):
@@ -155,6 +170,26 @@ class V2TModule(L.LightningModule):
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.model.cfg.lm_path, local_files_only=True)
+
+    @classmethod
+    def from_config(cls, cfg, data, run_dir) -> "V2TModule":
+        """The module of a `longvid-train-v2t` config (`longvid.train.train`): the encoder at `encoder_path`, the LM
+        at `lm_path` or built by the `lm` group; writes the parameter counts to `run_dir/params.json`."""
+        import json
+        from pathlib import Path
+
+        from omegaconf import OmegaConf
+
+        encoder_path = str(Path(cfg.encoder_path).absolute())
+        if not (Path(encoder_path) / "config.json").is_file():
+            raise FileNotFoundError(f"encoder_path={encoder_path}: not a saved DualEncoder (longvid-train's model/)")
+        module = cls(model={**OmegaConf.to_container(cfg.model, resolve=True), "encoder_path": encoder_path,
+                            "lm_path": resolve_lm(cfg)},
+                     task=cfg.task, prompts=OmegaConf.to_container(cfg.prompts, resolve=True),
+                     mask_ratio=cfg.mask_ratio, max_length=cfg.max_length, seed=cfg.seed,
+                     init_from=str(cfg.init_from) if cfg.init_from else None, **cfg.optim)
+        (Path(run_dir) / "params.json").write_text(json.dumps(module.param_counts(), indent=1))
+        return module
 
     def load_connector(self, directory) -> None:
         """Trainable tensors of an exported `VideoToText` (same encoder / LM geometry and connector config)."""

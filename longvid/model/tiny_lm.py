@@ -62,10 +62,19 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 512):
 def build_tiny_lm(out_dir: str | os.PathLike, texts: Sequence[str | os.PathLike] = (), hidden_size: int = 128,
                   num_layers: int = 2, num_heads: int = 2, intermediate_size: int = 512, vocab_size: int = 512,
                   max_positions: int = 1024, pretrain_steps: int = 0, batch_size: int = 16, lr: float = 3e-3,
-                  seed: int = 0, progress: bool = True) -> str:
+                  seed: int = 0, progress: bool = True, synthetic: dict | None = None,
+                  synthetic_root: str | os.PathLike | None = None) -> str:
     """Build (once) and return the folder of a tiny Llama LM. `texts`: files read by `read_texts` (tokenizer
-    training and optional text pre-training for `pretrain_steps` AdamW steps). head_dim = hidden / heads = 64
-    by default."""
+    training and optional text pre-training for `pretrain_steps` AdamW steps); with `synthetic` (a
+    `SyntheticConfig` as a dict) they are paths inside that data set, generated under `synthetic_root` first.
+    head_dim = hidden / heads = 64 by default."""
+    if synthetic is not None:
+        from evals.synthetic import SyntheticConfig, generate
+
+        if synthetic_root is None:
+            raise ValueError("synthetic is set: give synthetic_root, the folder it is generated in")
+        data = generate(SyntheticConfig(**synthetic), synthetic_root, progress=progress)
+        texts = [data / t for t in texts]
     files = [str(Path(f).absolute()) for f in texts]
     corpus = read_texts(files) if files else ["a small language model"]
     settings = dict(hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from evals import config_dir
 from longvid.model.dual import DualEncoder, load_tokenizer
-from longvid.train import register_resolvers, train
+from longvid.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["synthetic.n_train=8", "synthetic.n_val=4", "synthetic.n_test=2", "synthetic.max_duration=24",
@@ -23,7 +23,6 @@ TINY = ["synthetic.n_train=8", "synthetic.n_val=4", "synthetic.n_test=2", "synth
 
 
 def cfg_for(overrides):
-    register_resolvers()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return compose("train", overrides=overrides)
 
@@ -113,3 +112,13 @@ def test_zero_shot_retrieval_of_a_saved_encoder(tmp_path):
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stderr[-2000:]
     assert "t2v/R@1" in (tmp_path / "r.json").read_text()
+
+
+def test_the_module_is_named_by_the_config_and_checked_first(tmp_path):
+    """One training skeleton for both commands: `module` names the LightningModule; one that does not import, or
+    lacks the skeleton's methods, is refused before data or model are built."""
+    for module, message in (("longvid.nope.Module", "not an importable class"),
+                            ("torch.nn.Linear", "a training module needs a `from_config` method")):
+        with pytest.raises(ValueError, match=f"module={module}: {message}"):
+            train(cfg_for([f"paths.root={tmp_path}", *TINY, f"module={module}"]))
+        assert not (tmp_path / "data").exists()

@@ -12,7 +12,6 @@ from evals import config_dir
 from longvid.model.dual import DualConfig, DualEncoder
 from longvid.model.encoder import EncoderConfig
 from longvid.model.text import TextConfig
-from longvid.train import register_resolvers
 
 SYN = ["synthetic.n_train=6", "synthetic.n_val=2", "synthetic.n_test=3", "synthetic.max_duration=24"]
 LM = ["lm=tiny", "lm.pretrain_steps=30", "lm.batch_size=8", "lm.intermediate_size=256", "lm.vocab_size=400",
@@ -33,7 +32,6 @@ def tiny_encoder(path: Path) -> str:
 
 
 def compose_cfg(name, overrides):
-    register_resolvers()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return compose(name, overrides=overrides)
 
@@ -56,7 +54,7 @@ def summarize_run(home):
     import contextlib
     import io
 
-    from longvid.train_v2t import train
+    from longvid.train import train
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -104,7 +102,7 @@ def test_training_updates_only_the_connector_and_logs_counts(summarize_run):
 def test_load_from_checkpoint_and_resume(summarize_run, home):
     from longvid.lit.v2t import V2TModule
     from longvid.model.v2t import VideoToText
-    from longvid.train_v2t import train
+    from longvid.train import train
 
     out, _ = summarize_run
     mod = V2TModule.load_from_checkpoint(out.parent / "ckpt" / "last.ckpt", map_location="cpu")
@@ -118,7 +116,7 @@ def test_load_from_checkpoint_and_resume(summarize_run, home):
 
 @pytest.fixture(scope="module")
 def untrained(home):
-    from longvid.train_v2t import train
+    from longvid.train import train
 
     return train(train_cfg(home, "summarize", 0, ["run_name=untrained"]))
 
@@ -126,7 +124,7 @@ def untrained(home):
 @pytest.fixture(scope="module")
 def qa_run(home, summarize_run):
     """QA training starting from the summarization run's connector."""
-    from longvid.train_v2t import train
+    from longvid.train import train
 
     return train(train_cfg(home, "qa", 3, [f"init_from={summarize_run[0]}"]))
 
@@ -181,7 +179,7 @@ def test_caption_experiment_trains_and_captions_clips(home):
     from hydra.utils import instantiate
 
     from longvid.systems import V2TCaptioner
-    from longvid.train_v2t import train
+    from longvid.train import train
 
     out = train(train_cfg(home, "caption", 2, ["data.limit=8"]))
     root, _ = home

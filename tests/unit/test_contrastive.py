@@ -177,3 +177,19 @@ def test_two_process_local_loss_equals_global(tmp_path):
         local_only = sum(model["loss"](model["v"](xv[i * B:(i + 1) * B]), model["t"](xt[i * B:(i + 1) * B]))
                          for i in range(world)) / world
     assert abs(local_only.item() - global_loss.item()) > 1e-3
+
+
+def test_batch_size_is_global_and_divided_across_devices():
+    """The negatives of a contrastive step stay the same as devices change: each device loads its share of the
+    configured batch, and a batch that does not divide is refused naming the key."""
+    from types import SimpleNamespace
+
+    from longvid.lit.contrastive import PairsDataModule
+
+    dm = PairsDataModule(train="unused.jsonl", batch_size=16)
+    assert dm.per_device(16, "data.batch_size") == 16                 # no trainer: one device
+    dm.trainer = SimpleNamespace(world_size=4)
+    assert dm.per_device(16, "data.batch_size") == 4
+    dm.trainer = SimpleNamespace(world_size=3)
+    with pytest.raises(ValueError, match=r"data.batch_size=16 is the global batch size .* 3 devices"):
+        dm.per_device(16, "data.batch_size")
