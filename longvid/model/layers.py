@@ -139,9 +139,13 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.fc1(x)
-        if (self.drop.p == 0 and type(self.fc2) is nn.Linear and torch.is_grad_enabled()
-                and not torch.is_autocast_enabled(x.device.type)):
-            return _ActLinear.apply(h, self.fc2.weight, self.fc2.bias, self.act)
+        if self.drop.p == 0 and type(self.fc2) is nn.Linear and torch.is_grad_enabled():
+            w, b, device = self.fc2.weight, self.fc2.bias, x.device.type
+            if not torch.is_autocast_enabled(device):
+                return _ActLinear.apply(h, w, b, self.act)
+            dt = torch.get_autocast_dtype(device)       # autocast's cast of fc2, done here: the Function then
+            with torch.autocast(device, enabled=False):  # runs in that dtype and still recomputes act(h)
+                return _ActLinear.apply(h.to(dt), w.to(dt), b.to(dt), self.act)
         return self.drop(self.fc2(self.drop(self.act(h))))
 
 

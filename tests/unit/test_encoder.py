@@ -162,6 +162,50 @@ def test_mlp_recomputing_its_activation_gives_the_same_gradients(act):
     assert torch.allclose(gx, torch.autograd.grad(frozen.fc2(ACTIVATIONS[act](frozen.fc1(x))), x, g)[0])
 
 
+def test_mlp_recomputes_its_activation_under_autocast_too():
+    """Under bf16 autocast (the GPU recipe) the MLP still keeps only its hidden input for backward: the same
+    output and gradients as autocast's own composition, and no saved activation of the MLP width besides h."""
+    from longvid.model.layers import Mlp
+
+    torch.manual_seed(0)
+    mlp = Mlp(16, 64)
+    x = torch.randn(2, 6, 16, requires_grad=True)
+    g = torch.randn(2, 6, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = mlp(x)
+        ref = mlp.fc2(torch.nn.functional.gelu(mlp.fc1(x)))
+    assert out.dtype == ref.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref)
+    grads = torch.autograd.grad(out, [x, *mlp.parameters()], g)
+    ref_grads = torch.autograd.grad(ref, [x, *mlp.parameters()], g)
+    for a, b in zip(grads, ref_grads):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)
+
+    def hidden_sized_saved(y):          # unique saved tensors of the MLP hidden's size (2*6*64) in y's graph
+        seen, stack, storages = set(), [y.grad_fn], set()
+        while stack:
+            fn = stack.pop()
+            if fn is None or fn in seen:
+                continue
+            seen.add(fn)
+            for name in dir(fn):
+                if name.startswith("_saved_") or name == "saved_tensors":
+                    try:
+                        val = getattr(fn, name)
+                    except Exception:
+                        continue
+                    for t in val if isinstance(val, tuple) else (val,):
+                        if isinstance(t, torch.Tensor) and t.numel() == 2 * 6 * 64:
+                            storages.add(t.untyped_storage().data_ptr())
+            stack.extend(f for f, _ in fn.next_functions)
+        return len(storages)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert hidden_sized_saved(mlp(x)) == 1       # h only; autocast's composition keeps h and gelu(h)
+        assert hidden_sized_saved(mlp.fc2(torch.nn.functional.gelu(mlp.fc1(x)))) == 2
+
+
 def test_no_zero_dim_parameters_and_old_checkpoints_load():
     """FSDP refuses 0-dim parameters: the factorized gate, the loss's log-temperature and the video-to-text gates
     are 1-element tensors; a state dict saved with them 0-dim (before) still loads, with the same values."""
