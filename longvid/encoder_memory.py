@@ -139,17 +139,23 @@ def _saved_bytes(root, exclude: set[int]) -> dict[str, int]:
 
 
 def build(spec: dict):
-    """(model, input, step_fn(seed, on_graph=None) -> None, info)."""
+    """(model, input, step_fn(seed, on_graph=None) -> None, info, excluded storages). `spec` may also give
+    `geom`, `batch`, `device` and `autocast` (a dtype name) — the GPU benchmark's settings."""
+    import contextlib
+
     import torch
     from torch import nn
     from torch.utils.checkpoint import checkpoint
     F, model_name = spec["frames"], spec["model"]
-    S = GEOM["image_size"]
+    geom, batch, device = spec.get("geom", GEOM), spec.get("batch", BATCH), spec.get("device", "cpu")
+    S = geom["image_size"]
     g = torch.Generator().manual_seed(0)
+    amp = (torch.autocast(device, dtype=getattr(torch, spec["autocast"])) if spec.get("autocast")
+           else contextlib.nullcontext())
     if model_name == "ours":
         from longvid.model.encoder import EncoderConfig, VideoEncoder
-        model = VideoEncoder(EncoderConfig(**GEOM, num_frames=F, attention=spec["attention"])).train()
-        video = torch.randn(BATCH, 3, F, S, S, generator=g)
+        model = VideoEncoder(EncoderConfig(**geom, num_frames=F, attention=spec["attention"])).train()
+        video = torch.randn(batch, 3, F, S, S, generator=g)
         tuning = spec["tuning"]
         for p in model.parameters():
             p.requires_grad_(tuning == "full")
@@ -170,15 +176,15 @@ def build(spec: dict):
                 model.blocks[i] = Ckpt(model.blocks[i])
 
         def forward(seed):
-            gen = torch.Generator().manual_seed(seed)
+            gen = torch.Generator(device=device).manual_seed(seed)
             out = model(video, mask_ratio=spec["mask"], generator=gen)
             return out.embedding.square().mean(), out.tokens.shape[1]
     else:
         import transformers
         transformers.logging.set_verbosity_error()
-        common = dict(image_size=S, hidden_size=GEOM["width"], num_hidden_layers=GEOM["depth"],
-                      num_attention_heads=GEOM["heads"], intermediate_size=GEOM["mlp_dim"], num_frames=F)
-        t, p = GEOM["tubelet_frames"], GEOM["patch_size"]
+        common = dict(image_size=S, hidden_size=geom["width"], num_hidden_layers=geom["depth"],
+                      num_attention_heads=geom["heads"], intermediate_size=geom["mlp_dim"], num_frames=F)
+        t, p = geom["tubelet_frames"], geom["patch_size"]
         if model_name.startswith("vivit"):
             act = {"vivit": {}, "vivit_gelu": {"hidden_act": "gelu"}}[model_name]
             cfg = transformers.VivitConfig(tubelet_size=[t, p, p], **common, **act)
@@ -188,7 +194,7 @@ def build(spec: dict):
             model = transformers.VideoMAEModel._from_config(cfg, attn_implementation="sdpa")
         assert model.config._attn_implementation == "sdpa", model.config._attn_implementation
         model.train()
-        video = torch.randn(BATCH, F, 3, S, S, generator=g)     # HF video models take (B, T, C, H, W)
+        video = torch.randn(batch, F, 3, S, S, generator=g)     # HF video models take (B, T, C, H, W)
         L = (F // t) * (S // p) ** 2
 
         def forward(seed):
@@ -196,11 +202,13 @@ def build(spec: dict):
             if spec["mask"] > 0:
                 gen = torch.Generator().manual_seed(seed)
                 n_mask = round(L * spec["mask"])
-                order = torch.rand(BATCH, L, generator=gen).argsort(1)
-                kw["bool_masked_pos"] = torch.zeros(BATCH, L, dtype=torch.bool).scatter_(1, order[:, :n_mask], True)
+                order = torch.rand(batch, L, generator=gen).argsort(1)
+                kw["bool_masked_pos"] = torch.zeros(batch, L, dtype=torch.bool).scatter_(
+                    1, order[:, :n_mask], True).to(device)
             h = model(pixel_values=video, **kw).last_hidden_state
             return h.mean(1).square().mean(), h.shape[1]
 
+    model, video = model.to(device), video.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     for p in trainable:                                       # gradients live in the baseline
         p.grad = torch.zeros_like(p)
@@ -212,7 +220,8 @@ def build(spec: dict):
     exclude = {p.untyped_storage().data_ptr() for p in model.parameters()} | {video.untyped_storage().data_ptr()}
 
     def step(seed, on_graph=None):
-        loss, kept = forward(seed)
+        with amp:
+            loss, kept = forward(seed)
         if on_graph is not None:
             on_graph(loss, kept)
         loss.backward()

@@ -88,7 +88,9 @@ class VLLMServer:
     def __init__(self, model_path: str, served_model_name: str | None = None, port: int | None = None,
                  dtype: str = "bfloat16", max_model_len: int = 2048, enforce_eager: bool = True,
                  python: str | None = None, env: dict | None = None, extra_args: Sequence[str] = (),
-                 log: str | None = None, startup_timeout: float = 300.0, stop_timeout: float = 20.0):
+                 log: str | None = None, startup_timeout: float = 300.0, stop_timeout: float = 20.0,
+                 tensor_parallel_size: int = 1):
+        self.tensor_parallel_size = int(tensor_parallel_size)     # GPUs the server shards the model over
         self.model_path, self.served_model_name = str(model_path), served_model_name or Path(model_path).name
         self.port, self.dtype, self.max_model_len, self.enforce_eager = port, dtype, int(max_model_len), enforce_eager
         self.python, self.env, self.extra_args = python or sys.executable, dict(env or {}), [str(a) for a in extra_args]
@@ -106,6 +108,8 @@ class VLLMServer:
         cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model_path,
                "--served-model-name", self.served_model_name, "--host", "127.0.0.1", "--port", str(self.port),
                "--dtype", self.dtype, "--max-model-len", str(self.max_model_len)]
+        if self.tensor_parallel_size > 1:
+            cmd += ["--tensor-parallel-size", str(self.tensor_parallel_size)]
         return cmd + (["--enforce-eager"] if self.enforce_eager else []) + self.extra_args
 
     def running(self) -> bool:

@@ -278,6 +278,14 @@ def test_server_start_serve_stop_leaves_no_process(fake_vllm):
     assert not _group_alive(pgid) and _wait_gone(_pids(pids), 1)
 
 
+def test_tensor_parallel_size_is_a_launch_setting():
+    """`llm.launch.tensor_parallel_size=N` shards the served LLM over N GPUs (vLLM's own flag); 1 adds nothing."""
+    one = VLLMServer("/models/m", port=8000).command()
+    four = VLLMServer("/models/m", port=8000, tensor_parallel_size=4).command()
+    assert "--tensor-parallel-size" not in one
+    assert four[four.index("--tensor-parallel-size") + 1] == "4" and len(four) == len(one) + 2
+
+
 @pytest.mark.parametrize("case", ["missing_model", "bin_false", "never_ready"])
 def test_server_startup_failure_is_quick_clear_and_clean(fake_vllm, tmp_path, case):
     kw, pids = fake_vllm
