@@ -1,7 +1,7 @@
 """Our video encoder against the transformers peers on a GPU, side by side in one process (issue 13's targets).
 
     python benchmarks/encoder_gpu.py --quick            # the target configs at 128 frames (~1-2 min on an H200)
-    python benchmarks/encoder_gpu.py                    # ViT-B, bf16, batch 16: frames 16..256 x masks x attention x tuning
+    python benchmarks/encoder_gpu.py                    # ViT-B, bf16, batch 16; frames 16..256 x masks x ...
     python benchmarks/encoder_gpu.py --levers           # + torch.compile'd blocks and each SDPA backend, unmasked
     python benchmarks/encoder_gpu.py --device cpu --geometry tiny --frames 4 --batch 2 --steps 1   # CPU smoke run
 
@@ -18,6 +18,7 @@ out-of-memory config is recorded as such. Writes <out>/encoder_gpu.{json,md} and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import statistics
@@ -97,7 +98,7 @@ def measure(spec: dict, steps: int) -> dict:
     if spec.get("compile"):
         for i, blk in enumerate(model.blocks):
             model.blocks[i] = torch.compile(blk)
-    ctx = __import__("contextlib").nullcontext()
+    ctx = contextlib.nullcontext()
     if spec.get("sdpa"):
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -178,7 +179,8 @@ def table(rows: list[dict]) -> str:
             out.append(f"| {r['name']} | | out of memory | | | |")
             continue
         mem = f"{r['act_GiB']:.2f}" if "act_GiB" in r else "n/a (CPU)"
-        out.append(f"| {r['name']} | {r['tokens']} | {r['step_s']:.4f} | {mem} | {r['tflop']:.3f} | {r['tflops']:.1f} |")
+        out.append(f"| {r['name']} | {r['tokens']} | {r['step_s']:.4f} | {mem} | {r['tflop']:.3f} "
+                   f"| {r['tflops']:.1f} |")
     return "\n".join(out)
 
 
