@@ -61,3 +61,7 @@ def main() -> None:
             Path(cfg.out).write_text(json.dumps(res, indent=1))
 
     hydra_main("score", _main)
+
+
+if __name__ == "__main__":
+    main()

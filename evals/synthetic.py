@@ -378,3 +378,7 @@ class SyntheticBenchmark:
 
     def train_paragraphs(self) -> list[list[str]]:
         return self._loader(self.split).train_paragraphs()
+
+
+if __name__ == "__main__":
+    main()

@@ -81,3 +81,7 @@ def main() -> None:
             Path(cfg.out).write_text(json.dumps(res, indent=1))
 
     hydra_main("retrieval", _main)
+
+
+if __name__ == "__main__":
+    main()

@@ -90,3 +90,18 @@ def test_steps_run_installed_modules_and_forward_plugins(tmp_path):
         plan(cfg)
     real = OmegaConf.load(f"{config_dir()}/pipeline.yaml")
     assert all("module" in s for s in real.steps.values() if s is not None)
+
+def test_every_command_also_runs_as_a_module():
+    """A pipeline step runs `python -m <module>`: every console command's module must run its command when
+    executed (a module without the `__main__` guard exits 0 having done nothing)."""
+    import importlib.util
+    import tomllib
+
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    scripts = tomllib.loads(pyproject.read_text())["project"]["scripts"]
+    for name, target in scripts.items():
+        module = target.split(":")[0]
+        source = Path(importlib.util.find_spec(module).origin).read_text()
+        assert 'if __name__ == "__main__":' in source, f"{name}: python -m {module} would do nothing"
