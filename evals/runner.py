@@ -179,14 +179,30 @@ def run_compare(cfg) -> dict:
 
 
 def _shard(cfg) -> tuple[int, int] | None:
-    """`shard="I/N"`: this process predicts share I (0-based) of N of every benchmark's items."""
+    """`shard="I/N"`: this process predicts share I (0-based) of N of every benchmark's items. `shard=auto`: I and N
+    from the launcher — torchrun's RANK / WORLD_SIZE, or a SLURM array's task id (from its first) / task count."""
     value = cfg.get("shard")
     if value is None:
         return None
+    if str(value) == "auto":
+        value = _launcher_shard()
     parts = str(value).split("/")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or not 0 <= int(parts[0]) < int(parts[1]):
         raise ConfigError(f"shard={value!r}: expected \"I/N\" with 0 <= I < N, e.g. shard=0/4 ... shard=3/4")
     return int(parts[0]), int(parts[1])
+
+
+def _launcher_shard() -> str:
+    env = os.environ
+    if "RANK" in env and "WORLD_SIZE" in env:                      # torchrun (and other torch.distributed launchers)
+        return f"{env['RANK']}/{env['WORLD_SIZE']}"
+    if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
+        if env.get("SLURM_ARRAY_TASK_STEP", "1") != "1":
+            raise ConfigError("shard=auto: a SLURM array with a step other than 1 (--array=A-B:S); give shard=I/N")
+        first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        return f"{int(env['SLURM_ARRAY_TASK_ID']) - first}/{env['SLURM_ARRAY_TASK_COUNT']}"
+    raise ConfigError("shard=auto: no launcher found (torchrun's RANK and WORLD_SIZE, or SLURM_ARRAY_TASK_ID and "
+                      "SLURM_ARRAY_TASK_COUNT, are unset); give shard=I/N")
 
 
 def _build(key: str, node, **kw):

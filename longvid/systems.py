@@ -33,6 +33,14 @@ _MODELS: OrderedDict = OrderedDict()   # (checkpoint, device, overrides) -> (mod
 _KEEP = 2
 
 
+def local_device(device: str) -> str:
+    """`cuda` in a process a launcher started one per GPU (torchrun sets LOCAL_RANK) is that process's GPU, so the
+    shards of `shard=auto` run side by side; any other value is kept."""
+    import os
+
+    return f"cuda:{os.environ['LOCAL_RANK']}" if device == "cuda" and "LOCAL_RANK" in os.environ else device
+
+
 def load_v2t(checkpoint: str, device: str = "cpu", **overrides):
     """(VideoToText in eval mode, its LM's tokenizer), cached per process (systems of one run share them)."""
     from transformers import AutoTokenizer
@@ -71,7 +79,7 @@ class _V2TSystem:
         self._said: dict[str, str] = {}      # uid -> those lines
         self.sampling = VideoSampling(**dict(video or {}))
         self.batch_size, self.max_new_tokens, self.num_beams = int(batch_size), int(max_new_tokens), int(num_beams)
-        self.mask_ratio, self.seed, self.device = mask_ratio, int(seed), device
+        self.mask_ratio, self.seed, self.device = mask_ratio, int(seed), local_device(device)
         self.overrides = {k: v for k, v in (("lm_path", lm_path), ("encoder_path", encoder_path)) if v}
         self._prompt_cfg = dict(prompts) if prompts else None
         self.generate_kwargs = dict(generate_kwargs or {})

@@ -274,3 +274,31 @@ def test_shards_predict_disjoint_shares_at_once_and_longvid_table_merges_them(tm
     assert "FAILED (shard 0/2): broken on synthetic_qa:" in capsys.readouterr().err
     assert cli(cfg_for([*base, f"out_dir={out}", "shard=3/3"])) == 2
     assert "shard='3/3': expected \"I/N\" with 0 <= I < N" in capsys.readouterr().err
+
+
+def test_shard_auto_reads_the_launcher(monkeypatch):
+    """`shard=auto`: torchrun's RANK / WORLD_SIZE, or a SLURM array's task id counted from its first task; with
+    neither (or a stepped array) it is refused, naming what to give instead."""
+    from omegaconf import OmegaConf
+
+    from evals.runner import ConfigError, _shard
+
+    for var in ("RANK", "WORLD_SIZE", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
+                "SLURM_ARRAY_TASK_STEP"):
+        monkeypatch.delenv(var, raising=False)
+    auto = OmegaConf.create({"shard": "auto"})
+    with pytest.raises(ConfigError, match="no launcher found .* give shard=I/N"):
+        _shard(auto)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "7")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "5")                  # --array=5-8
+    assert _shard(auto) == (2, 4)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_STEP", "2")
+    with pytest.raises(ConfigError, match="step other than 1"):
+        _shard(auto)
+    monkeypatch.setenv("RANK", "3")                                   # torchrun wins when both are set
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    assert _shard(auto) == (3, 8)
+    monkeypatch.setenv("RANK", "8")
+    with pytest.raises(ConfigError, match="0 <= I < N"):
+        _shard(auto)

@@ -165,6 +165,16 @@ def test_bad_checkpoint_fails_on_prepare(tmp_path):
         sys_.prepare(None)
 
 
+def test_cuda_means_this_process_gpu_under_a_launcher(monkeypatch):
+    from longvid.systems import V2TSummarizer, local_device
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert local_device("cuda") == "cuda"
+    monkeypatch.setenv("LOCAL_RANK", "3")                     # torchrun: one process per GPU
+    assert local_device("cuda") == "cuda:3" and local_device("cpu") == "cpu" and local_device("cuda:0") == "cuda:0"
+    assert V2TSummarizer(checkpoint="unused", device="cuda").device == "cuda:3"
+
+
 def test_left_pad_and_geometry(ckpt, lm_dir):
     from transformers import AutoTokenizer
 
