@@ -99,7 +99,8 @@ def encoder_geometry(encoder_path: str | os.PathLike) -> dict[str, Any]:
 
     f = Path(encoder_path) / "config.json"
     if not f.is_file():
-        raise FileNotFoundError(f"{encoder_path}: not a saved DualEncoder (no config.json)")
+        raise FileNotFoundError(f"encoder_path={encoder_path}: not a saved DualEncoder (no config.json; "
+                                "longvid-train writes one to <run_dir>/model/)")
     enc = json.loads(f.read_text()).get("encoder", {})
     return {"num_frames": int(enc.get("num_frames", 16)), "image_size": int(enc.get("image_size", 224))}
 

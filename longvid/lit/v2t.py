@@ -181,8 +181,7 @@ class V2TModule(L.LightningModule):
         from omegaconf import OmegaConf
 
         encoder_path = str(Path(cfg.encoder_path).absolute())
-        if not (Path(encoder_path) / "config.json").is_file():
-            raise FileNotFoundError(f"encoder_path={encoder_path}: not a saved DualEncoder (longvid-train's model/)")
+        encoder_geometry(encoder_path)                                   # a clear error if it is not an encoder
         module = cls(model={**OmegaConf.to_container(cfg.model, resolve=True), "encoder_path": encoder_path,
                             "lm_path": resolve_lm(cfg)},
                      task=cfg.task, prompts=OmegaConf.to_container(cfg.prompts, resolve=True),

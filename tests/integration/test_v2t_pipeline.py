@@ -190,3 +190,10 @@ def test_caption_experiment_trains_and_captions_clips(home):
     assert [p.uid for p in preds] == [s.uid for s in samples]
     assert all(p.failure is None and isinstance(p.text, str) for p in preds)
     assert json.loads((out / "prompts.json").read_text())["task"] == "captioning"
+
+
+def test_a_missing_encoder_is_named_before_training(tmp_path):
+    from longvid.train import train
+
+    with pytest.raises(Exception, match=r"encoder_path=.*nowhere: not a saved DualEncoder"):   # (Hydra wraps it)
+        train(compose_cfg("train_v2t", [f"paths.root={tmp_path}", f"encoder_path={tmp_path / 'nowhere'}"]))
