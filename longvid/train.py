@@ -29,6 +29,9 @@ def fit_resumable(cfg, module, data, run_dir: Path, fit: bool = True):
     # our loaders resume through the datamodule's state (longvid/data/resumable.py), not Lightning's protocol
     warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
     if fit:
+        if trainer.is_global_zero:
+            print(f"training on {trainer.world_size} device(s) ({type(trainer.strategy).__name__}), global batch "
+                  f"{cfg.data.batch_size}" + (f", resuming from {last}" if last.exists() else ""), flush=True)
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
     return trainer
 
@@ -38,10 +41,15 @@ def train(cfg) -> Path:
     LightningModule (`module`: a class with `from_config(cfg, data, run_dir)` and `export(directory)`) from the
     config, the configured Trainer and logger, fit (resuming from ckpt/last.ckpt), and the export on rank 0 to
     `<run_dir>/model/`. `trainer.max_steps=0` exports the untrained module."""
+    import logging
+
     import lightning as L
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    for name in ("lightning.pytorch", "lightning.fabric"):   # one line per fact: our own (parameters, devices,
+        logging.getLogger(name).setLevel(logging.WARNING)    # saved), not Lightning's INFO (printed twice) and tips
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
