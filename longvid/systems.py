@@ -41,17 +41,17 @@ def local_device(device: str) -> str:
     return f"cuda:{os.environ['LOCAL_RANK']}" if device == "cuda" and "LOCAL_RANK" in os.environ else device
 
 
-def load_v2t(checkpoint: str, device: str = "cpu", **overrides):
+def load_v2t(checkpoint: str, device: str = "cpu", trained: bool = True, **overrides):
     """(VideoToText in eval mode, its LM's tokenizer), cached per process (systems of one run share them)."""
     from transformers import AutoTokenizer
 
     from longvid.model.v2t import VideoToText
 
-    key = (str(Path(checkpoint).absolute()), device, tuple(sorted(overrides.items())))
+    key = (str(Path(checkpoint).absolute()), device, trained, tuple(sorted(overrides.items())))
     if key in _MODELS:
         _MODELS.move_to_end(key)
         return _MODELS[key]
-    model = VideoToText.load(checkpoint, map_location=device, **overrides).eval()
+    model = VideoToText.load(checkpoint, map_location=device, trained=trained, **overrides).eval()
     tok = AutoTokenizer.from_pretrained(model.cfg.lm_path, local_files_only=True)
     _MODELS[key] = (model, tok)
     while len(_MODELS) > _KEEP:
@@ -73,8 +73,12 @@ class _V2TSystem:
     def __init__(self, checkpoint: str, name: str = "v2t", video: dict | None = None, batch_size: int = 4,
                  max_new_tokens: int = 128, num_beams: int = 1, mask_ratio: float | None = None, seed: int = 0,
                  device: str = "cpu", lm_path: str | None = None, encoder_path: str | None = None,
-                 prompts: dict | None = None, generate_kwargs: dict | None = None, subtitles: bool = False):
+                 prompts: dict | None = None, generate_kwargs: dict | None = None, subtitles: bool = False,
+                 connector: str = "trained"):
+        if connector not in ("trained", "untrained"):
+            raise ValueError(f"{name}: connector must be 'trained' or 'untrained', got {connector!r}")
         self.name, self.checkpoint = name, str(checkpoint)
+        self.connector = connector           # "untrained": the checkpoint's model with its connector as initialised
         self.subtitles = bool(subtitles)     # the subtitle lines shown at the frames it reads, before the task text
         self._said: dict[str, str] = {}      # uid -> those lines
         self.sampling = VideoSampling(**dict(video or {}))
@@ -107,7 +111,8 @@ class _V2TSystem:
     def load(self) -> None:
         if self.model is not None:
             return
-        self.model, self.tokenizer = load_v2t(self.checkpoint, self.device, **self.overrides)
+        self.model, self.tokenizer = load_v2t(self.checkpoint, self.device, self.connector == "trained",
+                                              **self.overrides)
         self.prompts = Prompts.from_dict(self._prompt_cfg) if self._prompt_cfg else saved_prompts(self.checkpoint)
         ecfg = self.model.encoder.cfg
         self.num_frames, self.size = int(ecfg.num_frames), int(ecfg.image_size)
@@ -116,7 +121,8 @@ class _V2TSystem:
         return {"checkpoint": str(Path(self.checkpoint).absolute()), "lm": self.model.cfg.lm_path,
                 "prompt_version": self.prompts.version(), "method": self.method,
                 "mask_ratio": self.model.cfg.mask_ratio if self.mask_ratio is None else self.mask_ratio,
-                "seed": self.seed, **({"subtitles": True} if self.subtitles else {})}
+                "seed": self.seed, **({"subtitles": True} if self.subtitles else {}),
+                **({"connector": self.connector} if self.connector != "trained" else {})}
 
     def _generator(self, uids: Sequence[str]) -> torch.Generator:
         h = zlib.crc32("\n".join(uids).encode())

@@ -50,6 +50,8 @@ def train(cfg) -> Path:
     for name in ("lightning.pytorch", "lightning.fabric"):   # one line per fact: our own (parameters, devices,
         logging.getLogger(name).setLevel(logging.WARNING)    # saved), not Lightning's INFO (printed twice) and tips
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # the frozen encoder / LM stay in eval mode on purpose (VideoToText.train keeps them there)
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from longvid.data.datasets import ImageTextDataset, VideoTextDataset
 from longvid.data.resumable import LoaderResumeMixin, seed_step, step_generator
-from longvid.model.dual import DualConfig, DualEncoder, load_state_flexible
+from longvid.model.dual import WEIGHTS, DualConfig, DualEncoder, inflate_imagevit, is_image_dual, load_state_flexible
 from longvid.model.encoder import count_params
 from longvid.model.peft import apply_tuning
 
@@ -102,7 +102,12 @@ class ContrastiveModule(L.LightningModule):
         self.tokenizer = _tokenizer(tokenizer_dir)
         cfg = DualConfig.from_dict({**model, "vocab_size": len(self.tokenizer)})
         self.model = DualEncoder(cfg)
-        if image_init:
+        if image_init and is_image_dual(image_init):   # this suite's image-text model (an ImageViT export)
+            from safetensors.torch import load_file
+
+            state = load_file(str(Path(image_init) / WEIGHTS))
+            load_state_flexible(self.model, inflate_imagevit(state, cfg.encoder.tubelet_frames))
+        elif image_init:                                # an HF ViT / CLIP vision tower
             from longvid.model.hf_init import load_image_weights
 
             load_image_weights(self.model.vivit, image_init)
@@ -116,7 +121,7 @@ class ContrastiveModule(L.LightningModule):
     @classmethod
     def from_config(cls, cfg, data: PairsDataModule, run_dir) -> "ContrastiveModule":
         """The module of a `longvid-train` config (`longvid.train.train`). The tokenizer: `tokenizer`, the one of
-        the model this run starts from (`init_from`), or one trained on the training captions (kept in the run;
+        the model this run starts from (`init_from`, or an ImageViT `image_init`), or one trained on the training captions (kept in the run;
         made before the module, so it generates the data first)."""
         from omegaconf import OmegaConf
 
@@ -126,6 +131,8 @@ class ContrastiveModule(L.LightningModule):
             tokenizer = str(cfg.tokenizer)
         elif cfg.init_from:
             tokenizer = str(Path(cfg.init_from) / "tokenizer")
+        elif cfg.image_init and is_image_dual(cfg.image_init):     # the image-text model's text tower, its vocabulary
+            tokenizer = str(Path(cfg.image_init) / "tokenizer")
         else:
             tokenizer = str(Path(run_dir) / "tokenizer")
             if not (Path(tokenizer) / "tokenizer.json").exists():

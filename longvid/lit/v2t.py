@@ -157,7 +157,7 @@ class V2TModule(L.LightningModule):
     encoder and LM have neither gradients nor optimizer state."""
 
     def __init__(self, model: dict, task: str = "summarization", prompts: dict | None = None, lr: float = 1e-4,
-                 weight_decay: float = 0.0, warmup_steps: int = 10, mask_ratio: float = 0.3,
+                 weight_decay: float = 0.0, warmup_steps: int = 10, lr_mult: dict | None = None, mask_ratio: float = 0.3,
                  max_length: int = 512, seed: int = 0, init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
@@ -186,7 +186,7 @@ class V2TModule(L.LightningModule):
                             "lm_path": resolve_lm(cfg)},
                      task=cfg.task, prompts=OmegaConf.to_container(cfg.prompts, resolve=True),
                      mask_ratio=cfg.mask_ratio, max_length=cfg.max_length, seed=cfg.seed,
-                     init_from=str(cfg.init_from) if cfg.init_from else None, **cfg.optim)
+                     init_from=str(cfg.init_from) if cfg.init_from else None, **OmegaConf.to_container(cfg.optim, resolve=True))
         (Path(run_dir) / "params.json").write_text(json.dumps(module.param_counts(), indent=1))
         return module
 
@@ -264,7 +264,7 @@ class V2TModule(L.LightningModule):
         from longvid.lit.optim import adamw_cosine
 
         h = self.hparams
-        return adamw_cosine(self, h.lr, h.weight_decay, h.warmup_steps)
+        return adamw_cosine(self, h.lr, h.weight_decay, h.warmup_steps, h.lr_mult)
 
     def export(self, directory) -> Any:
         """`VideoToText.save` + the prompt templates (prompts.json) the systems read back."""

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from longvid.losses import ContrastiveLoss
-from longvid.model.encoder import EncoderConfig, ImageViT, VideoEncoder
+from longvid.model.encoder import EncoderConfig, ImageViT, VideoEncoder, inflate_patch_kernel
 from longvid.model.text import TextConfig, TextEncoder
 
 CONFIG, WEIGHTS, TOKENIZER = "config.json", "model.safetensors", "tokenizer"
@@ -99,6 +99,38 @@ def load_tokenizer(directory: str | Path):
 def _bert_geometry(c) -> dict:
     return dict(hidden_size=c.hidden_size, num_hidden_layers=c.num_hidden_layers,
                 num_attention_heads=c.num_attention_heads, intermediate_size=c.intermediate_size)
+
+
+def is_image_dual(directory: str | Path) -> bool:
+    """Whether `directory` is a saved ImageViT `DualEncoder` (to inflate with `image_init=`); False for any other
+    folder (an HF image model); a saved ViViT is refused: that is what `init_from=` loads."""
+    f = Path(directory) / CONFIG
+    if not f.is_file() or not (Path(directory) / WEIGHTS).is_file():
+        return False
+    kind = json.loads(f.read_text()).get("video_model")
+    if kind == "vivit":
+        raise ValueError(f"image_init={directory}: a saved ViViT, not an image model (start from it with init_from=)")
+    return kind == "imagevit"
+
+
+def inflate_imagevit(state: dict[str, torch.Tensor], tubelet_frames: int) -> dict[str, torch.Tensor]:
+    """A saved ImageViT `DualEncoder`'s weights as a ViViT's (the paper's stage-1 start: the image-text model
+    inflated into the video model): the per-frame ViT's `video.vit.*` become `video.*`, its 2D patch kernel is
+    also inflated along time into the tubelet kernel (`inflate_patch_kernel`: a static clip embeds like the
+    image), temporal positions stay at zero; the text tower and temperature are copied as they are. The
+    late-fusion pooling weights (`fusion=attention`) have no ViViT counterpart and are left out."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith("video.vit."):
+            out["video." + k[len("video.vit."):]] = v
+        elif not k.startswith("video."):
+            out[k] = v
+    if "video.patch.weight" not in out:
+        raise ValueError("not an ImageViT checkpoint: no video.vit.patch.weight")
+    out["video.tubelet.weight"] = inflate_patch_kernel(out["video.patch.weight"], tubelet_frames)
+    out["video.tubelet.bias"] = out["video.patch.bias"].clone()
+    out.pop("video.pos_time", None)          # untrained in an ImageViT; the ViViT's start at zero
+    return out
 
 
 def load_state_flexible(model: nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -34,6 +34,8 @@ class V2TConfig:
     lm_dtype: str = "float32"        # dtype the frozen LM is loaded in ("bfloat16" halves its memory)
     visual_tokens: int = 0           # tokens after time pooling = the encoder's spatial positions N (0: take N
                                      # from the encoder; otherwise checked against it)
+    time_bins: int = 1               # pool over this many equal spans of the video (1: over all of it), so the
+                                     # resampler sees time_bins * N tokens with learned span embeddings: order
     latents: int = 64                # resampler output tokens (what the LM cross-attends to)
     resampler_depth: int = 2         # Perceiver resampler layers
     resampler_heads: int = 8         # must divide the LM width
@@ -45,12 +47,16 @@ class V2TConfig:
                                      # the paper uses 0.3 at train and inference (`generator=` for repeatable masks)
 
 
-def time_pool(tokens: torch.Tensor, s_ids: torch.Tensor, n_space: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean of the (kept) tokens at each spatial position over time.
-    tokens (B, K, D), s_ids (B, K) -> pooled (B, N, D) (zeros where no token was kept), valid (B, N) bool."""
+def time_pool(tokens: torch.Tensor, s_ids: torch.Tensor, n_space: int, t_ids: torch.Tensor | None = None,
+              steps: int = 1, bins: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of the (kept) tokens at each spatial position over time, or over each of `bins` equal spans of the
+    encoder's `steps` time steps (`t_ids` needed then): token (t, s) goes to slot (t * bins // steps) * N + s.
+    tokens (B, K, D), s_ids (B, K) -> pooled (B, bins * N, D) (zeros where no token was kept), valid (B, bins * N)."""
     B, K, D = tokens.shape
-    sums = tokens.new_zeros(B, n_space, D).scatter_add_(1, s_ids[..., None].expand(-1, -1, D), tokens)
-    counts = tokens.new_zeros(B, n_space).scatter_add_(1, s_ids, tokens.new_ones(B, K))  # (B, N)
+    slot = s_ids if bins == 1 else (t_ids * bins // steps) * n_space + s_ids                 # (B, K)
+    n = bins * n_space
+    sums = tokens.new_zeros(B, n, D).scatter_add_(1, slot[..., None].expand(-1, -1, D), tokens)
+    counts = tokens.new_zeros(B, n).scatter_add_(1, slot, tokens.new_ones(B, K))              # (B, n)
     return sums / counts.clamp(min=1)[..., None], counts > 0
 
 
@@ -199,6 +205,10 @@ class VideoToText(nn.Module):
         D = self.lm.config.hidden_size
         self.in_norm, self.in_proj = nn.LayerNorm(ecfg.width), nn.Linear(ecfg.width, D)
         self.visual_pos = nn.Parameter(torch.zeros(self.n_space, D))             # (N, D) spatial positions
+        if cfg.time_bins < 1:
+            raise ValueError(f"time_bins must be >= 1, got {cfg.time_bins}")
+        if cfg.time_bins > 1:                                                    # (bins, D) span positions
+            self.visual_time = nn.Parameter(torch.randn(cfg.time_bins, D) * 0.02)
         self.resampler = PerceiverResampler(D, cfg.latents, cfg.resampler_depth, cfg.resampler_heads,
                                             cfg.resampler_ff_mult)
         self._ctx = VisualContext()
@@ -219,15 +229,20 @@ class VideoToText(nn.Module):
     # --- visual path -------------------------------------------------------------------------------------
     def encode(self, video: torch.Tensor, mask_ratio: float | None = None,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """video (B, C, T, H, W) -> time-pooled projected tokens (B, N, D_lm) and valid mask (B, N)."""
+        """video (B, C, T, H, W) -> time-pooled projected tokens (B, bins * N, D_lm) and valid mask (B, bins * N)."""
         ratio = self.cfg.mask_ratio if mask_ratio is None else mask_ratio
+        bins = self.cfg.time_bins
         p = next(self.encoder.parameters())
         with torch.no_grad():
             video = video.to(p.device, p.dtype)
             out = self.encoder(video, mask_ratio=ratio, generator=generator) if ratio > 0 else self.encoder(video)
-            pooled, valid = time_pool(out.tokens, out.s_ids, self.n_space)      # (B, N, D_enc), (B, N)
-        x = self.in_proj(self.in_norm(pooled)) + self.visual_pos                 # (B, N, D_lm)
-        return x, valid
+            steps = out.grid[0]
+            if steps < bins:
+                raise ValueError(f"time_bins={bins} but the encoder gives {steps} time steps")
+            pooled, valid = time_pool(out.tokens, out.s_ids, self.n_space, out.t_ids, steps, bins)  # (B, bins*N, D_enc)
+        pos = self.visual_pos if bins == 1 else \
+            (self.visual_time[:, None] + self.visual_pos[None]).flatten(0, 1)    # (bins * N, D_lm) span + space
+        return self.in_proj(self.in_norm(pooled)) + pos, valid                    # (B, bins * N, D_lm)
 
     def visual_latents(self, video: torch.Tensor, mask_ratio: float | None = None,
                        generator: torch.Generator | None = None) -> torch.Tensor:
@@ -329,7 +344,7 @@ class VideoToText(nn.Module):
 
     # --- parameters and persistence --------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Only the trained connector: in_norm / in_proj / visual_pos / resampler / xattn."""
+        """Only the trained connector: in_norm / in_proj / visual_pos (/ visual_time) / resampler / xattn."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith(("encoder.", "lm."))}
 
     def save(self, directory: str | Path) -> Path:
@@ -350,9 +365,11 @@ class VideoToText(nn.Module):
         return d
 
     @classmethod
-    def load(cls, directory: str | Path, map_location: str = "cpu", **overrides) -> "VideoToText":
-        """Rebuild from `save()`: loads the referenced encoder and LM, then the trained tensors.
-        `overrides` replace config fields (e.g. a moved `lm_path`, or `mask_ratio`)."""
+    def load(cls, directory: str | Path, map_location: str = "cpu", trained: bool = True,
+             **overrides) -> "VideoToText":
+        """Rebuild from `save()`: loads the referenced encoder and LM, then the trained tensors (checked, then
+        left out when `trained=False`: the same model with its connector as initialised, gates at zero, i.e. the
+        LM's own outputs). `overrides` replace config fields (e.g. a moved `lm_path`, or `mask_ratio`)."""
         from safetensors.torch import load_file
 
         d = Path(directory)
@@ -364,7 +381,8 @@ class VideoToText(nn.Module):
         if set(state) != set(own):
             raise ValueError(f"{d}: weights do not match the model: missing {sorted(set(own) - set(state))[:5]}, "
                              f"unexpected {sorted(set(state) - set(own))[:5]}")
-        model.load_state_dict(state, strict=False)
+        if trained:
+            model.load_state_dict(state, strict=False)
         return model.to(map_location)
 
 

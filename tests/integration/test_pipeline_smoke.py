@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ROWS = ["LongViViT", "ShortViViT", "ImageViT", "captions_llm", "oracle_segments_llm", "blind_llm"]
+ROWS = ["LongViViT", "ShortViViT", "ImageViT", "untrained_connector", "captions_llm", "oracle_segments_llm",
+        "blind_llm"]
 SMOKE = ["synthetic.n_train=6", "synthetic.n_val=2", "synthetic.n_test=3", "synthetic.max_duration=40",
          "synthetic.min_duration=20", "budget.stage1=2", "budget.stage2=2", "budget.v2t_summarize=2",
          "budget.v2t_qa=2", "budget.v2t_caption=2",
@@ -67,6 +68,34 @@ def test_pipeline_from_nothing_then_all_cached(straight, smollm2_dir):
     assert len(ran) == 13 and "compare" in ran and "encoder_memory" in ran
     assert re.findall(r"^\[pipeline\] (\S+): done before, skipped$", again.stdout, re.M) == ran
     assert table_of(root) == table
+
+
+def test_every_trained_video_first_model_reads_the_video(straight):
+    """Two different test videos give different outputs from every video-to-text model the pipeline trained (3
+    encoders x summaries / QA, and the segment captioner): the log-likelihoods of fixed answers given each video;
+    the same model with its connector untrained (the untrained_connector row: gates at zero) gives equal ones."""
+    import torch
+
+    from evals.contracts import MCQA, Sample
+    from longvid.systems import V2TQA
+
+    root, _, _ = straight
+    videos = sorted((root / "data" / "synthetic").glob("*/videos/syn_test_*.mp4"))[:2]
+    runs = sorted(p.parent for p in (root / "outputs" / "train").glob("v2t_*/model/v2t.safetensors"))
+    assert len(videos) == 2 and len(runs) == 7, (videos, runs)    # 3 encoders x (summaries, QA) + the captioner
+    answers = ["a red square spins.", "a blue circle grows.", "two"]
+    for run in runs:
+        scores = {}
+        for connector in ("trained", "untrained"):
+            qa = V2TQA(str(run), connector=connector, mask_ratio=0.0)
+            qa.load()
+            read, failed = qa._read([Sample(uid=v.stem, benchmark="b", task=MCQA, video=str(v), question="q",
+                                            options=tuple(answers), answer=0) for v in videos])
+            assert not failed
+            clips = torch.stack([t for _, t in read])
+            scores[connector] = qa.model.score_options(clips, qa.prompts.summarization, answers, qa.tokenizer)
+        assert not torch.allclose(scores["trained"][0], scores["trained"][1]), run
+        assert torch.allclose(scores["untrained"][0], scores["untrained"][1]), run
 
 
 def _ours(tag: str) -> list[int]:

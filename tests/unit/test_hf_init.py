@@ -70,3 +70,34 @@ def test_wrong_geometry_is_a_clear_error(tmp_path):
     cfg = encoder_config_from_hf(str(tmp_path / "vit"), patch_size=16)
     with pytest.raises(ValueError, match="patch kernel"):
         load_image_weights(VideoEncoder(cfg), str(tmp_path / "vit"))
+
+
+def test_a_saved_imagevit_inflates_into_the_vivit_of_stage_one(tmp_path):
+    """`image_init=<an ImageViT export>`: the paper's stage 1 starts from the image-text model. A static clip
+    then embeds exactly as the ImageViT embeds it, and the text tower is the ImageViT's."""
+    from longvid.lit.contrastive import ContrastiveModule
+    from longvid.model.dual import DualConfig, DualEncoder, is_image_dual
+    from longvid.model.text import train_tokenizer
+
+    tok = train_tokenizer(["a red square moves left", "a blue circle spins"] * 20, 64, tmp_path / "tok")
+    enc = dict(image_size=32, patch_size=8, width=32, depth=2, heads=2, mlp_dim=64, num_frames=4,
+               tubelet_frames=2, embed_dim=16)
+    text = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, embed_dim=16)
+    torch.manual_seed(0)
+    image = DualEncoder(DualConfig.from_dict(dict(encoder=enc, text=text, video_model="imagevit",
+                                                  vocab_size=len(tok)))).eval()
+    image.save_pretrained(tmp_path / "imagevit", tok)
+    assert is_image_dual(tmp_path / "imagevit") and not is_image_dual(tmp_path / "tok")
+    module = ContrastiveModule(model=dict(encoder=enc, text=text), tokenizer_dir=str(tmp_path / "imagevit/tokenizer"),
+                               image_init=str(tmp_path / "imagevit"))
+    video_model = module.model.eval()
+    clip = torch.randn(2, 3, 1, 32, 32).expand(-1, -1, 4, -1, -1)     # a static 4-frame clip
+    ids = torch.tensor([[1, 5, 7, 2]])
+    with torch.no_grad():
+        assert torch.allclose(video_model.encode_video(clip), image.encode_video(clip), atol=1e-5)
+        assert torch.equal(video_model.encode_text(ids, torch.ones_like(ids)), image.encode_text(ids, torch.ones_like(ids)))
+        moving = torch.randn(2, 3, 4, 32, 32)                         # frames differ: the models do too
+        assert not torch.allclose(video_model.encode_video(moving), image.encode_video(moving), atol=1e-3)
+    video_model.save_pretrained(tmp_path / "vivit", tok)
+    with pytest.raises(ValueError, match="image_init=.*vivit.*init_from"):
+        is_image_dual(tmp_path / "vivit")

@@ -85,6 +85,16 @@ def test_time_pool_ragged():
     assert pooled[0, 1].abs().sum() == 0 and pooled[0, 3].abs().sum() == 0
 
 
+def test_time_bins_keep_the_order_of_spans():
+    tokens = torch.arange(16.0).view(1, 8, 2)                   # (1, K=8, D=2): 4 time steps x 2 positions
+    t_ids, s_ids = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3]]), torch.tensor([[0, 1] * 4])
+    pooled, valid = time_pool(tokens, s_ids, 2, t_ids, steps=4, bins=2)
+    assert pooled.shape == (1, 4, 2) and valid.all()
+    for slot, kept in enumerate([[0, 2], [1, 3], [4, 6], [5, 7]]):     # (first span: s0, s1), (second: s0, s1)
+        assert torch.allclose(pooled[0, slot], tokens[0, kept].mean(0))
+    assert torch.equal(time_pool(tokens, s_ids, 2)[0], time_pool(tokens, s_ids, 2, t_ids, 4, 1)[0])
+
+
 def test_fixed_visual_token_count(dirs):
     vt = build(dirs).eval()
     for ratio in (0.0, 0.5):
@@ -94,6 +104,11 @@ def test_fixed_visual_token_count(dirs):
         assert x16.shape == x256.shape == (2, 4, 128) and v16.shape == v256.shape == (2, 4)
         assert vt.visual_latents(video(T=256), mask_ratio=ratio, generator=g).shape == (2, 4, 128)
     assert v16.all()                                             # 128 time steps at 50%: every position kept
+    binned = build(dirs, time_bins=4).eval()                     # the same with order: 4 spans x 4 positions
+    x, v = binned.encode(video(T=16))
+    assert x.shape == (2, 16, 128) and v.all() and "visual_time" in binned.trainable_state_dict()
+    with pytest.raises(ValueError, match="time_bins=64 but the encoder gives"):
+        build(dirs, time_bins=64).encode(video(T=16))
 
 
 def test_resampler_masked_positions_are_ignored():
@@ -166,6 +181,26 @@ def test_only_connector_trains(dirs, tok):
         assert p.grad is None and torch.equal(p, before[n]), n  # frozen: bit-identical, no grads kept
     changed = {n for n in names if not torch.equal(vt.get_parameter(n), before[n])}
     assert {"xattn.0.attn_gate", "xattn.1.ff_gate", "resampler.latents", "in_proj.weight"} <= changed
+
+
+def test_gate_learning_rate_multiplier(dirs):
+    """`optim.lr_mult`: the gates get their own parameter group at lr x mult (one warm-up/cosine schedule for
+    all groups); a suffix that names no trainable parameter is refused."""
+    from types import SimpleNamespace
+
+    from longvid.lit.optim import adamw_cosine
+
+    vt = build(dirs)
+    module = SimpleNamespace(model=vt, trainer=SimpleNamespace(estimated_stepping_batches=10))
+    opt = adamw_cosine(module, 1e-3, 0.0, 2, {"attn_gate": 25, "ff_gate": 25})["optimizer"]
+    rest, attn, ff = opt.param_groups
+    assert attn["initial_lr"] == ff["initial_lr"] == pytest.approx(0.025) and rest["initial_lr"] == pytest.approx(1e-3)
+    assert attn["lr"] == pytest.approx(25 * rest["lr"])                 # the same warm-up for every group
+    assert len(attn["params"]) == len(ff["params"]) == len(vt.xattn)
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == \
+        sum(p.numel() for p in vt.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="no trainable parameter name ends with 'gatee'"):
+        adamw_cosine(module, 1e-3, 0.0, 2, {"gatee": 2})
 
 
 def test_loss_only_on_answer_tokens(dirs, tok):

@@ -157,6 +157,30 @@ def test_summarizer_and_captioner(ckpt):
     assert len(cap.caption([Clip(f.array, 2.0, 6.0)] * 3)) == 3
 
 
+def test_untrained_connector_is_the_same_model_reading_no_video(ckpt):
+    """`connector: untrained` (the pipeline's reference row): the checkpoint's encoder and LM with the connector as
+    initialised, gates at zero, so its scores do not depend on the video; the trained one's do, and the two
+    rows never share cached answers."""
+    from longvid.systems import V2TQA
+
+    out, videos = ckpt
+    trained, untrained = (V2TQA(str(out), name=c, connector=c, mask_ratio=0.0) for c in ("trained", "untrained"))
+    for sys_ in (trained, untrained):
+        sys_.load()
+    assert all(g.attn_gate.item() == 0 for g in untrained.model.xattn)
+    assert all(g.attn_gate.item() != 0 for g in trained.model.xattn)
+    assert trained.identity() != untrained.identity()
+    opts, vids = ("it spun", "it grew"), [torch.rand(1, 3, 8, 32, 32), torch.rand(1, 3, 8, 32, 32)]
+    def scores(sys_):
+        return [sys_.model.score_options(v, "What did the red square do?", list(opts), sys_.tokenizer) for v in vids]
+    a, b = scores(untrained)
+    assert torch.allclose(a, b)
+    a, b = scores(trained)
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="q: connector must be"):
+        V2TQA(str(out), name="q", connector="random")
+
+
 def test_bad_checkpoint_fails_on_prepare(tmp_path):
     from longvid.systems import V2TSummarizer
 
