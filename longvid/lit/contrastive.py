@@ -121,8 +121,8 @@ class ContrastiveModule(L.LightningModule):
     @classmethod
     def from_config(cls, cfg, data: PairsDataModule, run_dir) -> "ContrastiveModule":
         """The module of a `longvid-train` config (`longvid.train.train`). The tokenizer: `tokenizer`, the one of
-        the model this run starts from (`init_from`, or an ImageViT `image_init`), or one trained on the training captions (kept in the run;
-        made before the module, so it generates the data first)."""
+        the model this run starts from (`init_from`, or an ImageViT `image_init`), or one trained on the training
+        captions (kept in the run; made before the module, so it generates the data first)."""
         from omegaconf import OmegaConf
 
         from longvid.model.text import train_tokenizer

@@ -153,12 +153,12 @@ class V2TModule(L.LightningModule):
     `model`: a `V2TConfig` as a dict (with `encoder_path` and `lm_path`); `mask_ratio` replaces its
     `mask_ratio` (the encoder's input masking, used at training and, through the saved config, at inference);
     `prompts`: `longvid.data.v2t.Prompts` fields; `init_from`: an exported model whose connector to start from.
-    The optimizer only sees trainable parameters, so the frozen
-    encoder and LM have neither gradients nor optimizer state."""
+    `lr_mult`: {parameter-name suffix: multiplier} (e.g. the zero-initialised gates). The optimizer only sees
+    trainable parameters, so the frozen encoder and LM have neither gradients nor optimizer state."""
 
     def __init__(self, model: dict, task: str = "summarization", prompts: dict | None = None, lr: float = 1e-4,
-                 weight_decay: float = 0.0, warmup_steps: int = 10, lr_mult: dict | None = None, mask_ratio: float = 0.3,
-                 max_length: int = 512, seed: int = 0, init_from: str | None = None):
+                 weight_decay: float = 0.0, warmup_steps: int = 10, lr_mult: dict | None = None,
+                 mask_ratio: float = 0.3, max_length: int = 512, seed: int = 0, init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         if task not in V2T_TASKS:
@@ -186,7 +186,8 @@ class V2TModule(L.LightningModule):
                             "lm_path": resolve_lm(cfg)},
                      task=cfg.task, prompts=OmegaConf.to_container(cfg.prompts, resolve=True),
                      mask_ratio=cfg.mask_ratio, max_length=cfg.max_length, seed=cfg.seed,
-                     init_from=str(cfg.init_from) if cfg.init_from else None, **OmegaConf.to_container(cfg.optim, resolve=True))
+                     init_from=str(cfg.init_from) if cfg.init_from else None,
+                     **OmegaConf.to_container(cfg.optim, resolve=True))
         (Path(run_dir) / "params.json").write_text(json.dumps(module.param_counts(), indent=1))
         return module
 

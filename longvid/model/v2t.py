@@ -1,9 +1,9 @@
 """Flamingo-style video-to-text model (the paper's recipe step 3).
 
-A frozen video encoder (ViViT or ImageViT tower of a saved `DualEncoder`) -> tokens mean-pooled over time per
-spatial position (a fixed count N, whatever the number of frames) -> a randomly initialised Perceiver
-resampler -> `latents` visual tokens, read by new tanh-gated cross-attention layers inserted *before* the
-decoder layers of a frozen HF causal LM (Llama / Qwen2 / SmolLM2 families: `lm.model.layers`). The gates
+A frozen video encoder (ViViT or ImageViT tower of a saved `DualEncoder`) -> tokens mean-pooled per spatial
+position over time, or over each of `time_bins` equal spans (a fixed count bins x N, whatever the number of
+frames) -> a randomly initialised Perceiver resampler -> `latents` visual tokens, read by new tanh-gated
+cross-attention layers inserted *before* the decoder layers of a frozen HF causal LM (Llama / Qwen2 / SmolLM2 families: `lm.model.layers`). The gates
 start at 0, so at initialisation the LM's outputs are exactly unchanged. Only the connector (input
 projection, resampler, gated layers) is trained, with the LM's own causal-LM loss on the answer tokens.
 

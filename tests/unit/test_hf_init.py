@@ -95,7 +95,8 @@ def test_a_saved_imagevit_inflates_into_the_vivit_of_stage_one(tmp_path):
     ids = torch.tensor([[1, 5, 7, 2]])
     with torch.no_grad():
         assert torch.allclose(video_model.encode_video(clip), image.encode_video(clip), atol=1e-5)
-        assert torch.equal(video_model.encode_text(ids, torch.ones_like(ids)), image.encode_text(ids, torch.ones_like(ids)))
+        am = torch.ones_like(ids)
+        assert torch.equal(video_model.encode_text(ids, am), image.encode_text(ids, am))
         moving = torch.randn(2, 3, 4, 32, 32)                         # frames differ: the models do too
         assert not torch.allclose(video_model.encode_video(moving), image.encode_video(moving), atol=1e-3)
     video_model.save_pretrained(tmp_path / "vivit", tok)
